@@ -1,0 +1,56 @@
+"""Api: catalogue, recommendations, cleanup, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from services.api.recommender import Recommender
+from services.api.routes import admin, catalogue, health, recs
+from services.api.serving_state import ServingStateCache
+from services.api.store import ServingStore
+from services.common.broker import ConfirmedPublisher, Topology
+from services.common.http import install_common
+from services.common.keys import Keys
+from services.common.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+            health_check_interval=30,
+        )
+        store = ServingStore(redis, Keys(settings.key_prefix))
+        cache = ServingStateCache(store)
+        publisher = ConfirmedPublisher(
+            settings.amqp_url,
+            Topology(settings.exchange, settings.queue, settings.routing_key),
+            timeout=settings.publish_timeout,
+            max_inflight=64,
+        )
+        await publisher.connect()
+        app.state.store = store
+        app.state.cache = cache
+        app.state.publisher = publisher
+        app.state.recommender = Recommender(store, cache, settings.exploration_rate)
+        try:
+            yield
+        finally:
+            await publisher.close()
+            await redis.aclose()
+
+    app = FastAPI(title="recsys api", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_common(app, service="api", cors_origins=settings.cors_origin_list)
+    for module in (recs, catalogue, admin, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,140 @@
+"""Pure ranking: turn scores and a user's history into the k items to show."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+# How strongly an already-covered genre pushes an item down the list.
+GENRE_PENALTY = 0.6
+# Noise on popularity so cold users do not all see the same list.
+ROTATION_TEMPERATURE = 0.7
+# Candidates considered for diversity re-ranking, as a multiple of k.
+POOL_FACTOR = 4
+
+SOURCE_MODEL = "model"
+SOURCE_POPULAR = "popular"
+SOURCE_EXPLORATION = "exploration"
+
+
+@dataclass(frozen=True)
+class Ranked:
+    items: list[int]
+    sources: list[str]
+    impressions_exhausted: bool
+
+
+def exploration_slots(k: int, rate: float) -> int:
+    """Exploration slots in a list of k: none for tiny lists, never the whole list."""
+    if k < 2 or rate <= 0:
+        return 0
+    return min(k - 1, max(1, round(k * rate)))
+
+
+def _spread_positions(k: int, n: int) -> list[int]:
+    """Indices where n exploration items go in a list of k, spread out, never first."""
+    return [min(k - 1, ((i + 1) * k) // (n + 1)) for i in range(n)]
+
+
+def _diverse_order(
+    ordered: NDArray[np.int64], n: int, genres: Sequence[Sequence[str]] | None
+) -> list[int]:
+    """Greedy re-ranking that trades a little rank for genres not yet in the list."""
+    if genres is None or n <= 1:
+        return [int(i) for i in ordered[:n]]
+    remaining = [int(i) for i in ordered]
+    picked: list[int] = []
+    counts: Counter[str] = Counter()
+    size = max(len(remaining), 1)
+    while remaining and len(picked) < n:
+        best_pos, best_value = 0, -np.inf
+        for pos, item in enumerate(remaining):
+            item_genres = genres[item]
+            overlap = (
+                sum(counts[g] for g in item_genres) / len(item_genres) if item_genres else 0.0
+            )
+            value = -pos / size - GENRE_PENALTY * overlap
+            if value > best_value:
+                best_pos, best_value = pos, value
+        item = remaining.pop(best_pos)
+        picked.append(item)
+        counts.update(genres[item])
+    return picked
+
+
+def _top(key: NDArray[np.float64], mask: NDArray[np.bool_], n: int) -> NDArray[np.int64]:
+    """Indices of the n best keys among ``mask``, best first."""
+    candidates = np.flatnonzero(mask)
+    if candidates.size == 0 or n <= 0:
+        return np.empty(0, dtype=np.int64)
+    values = key[candidates]
+    if candidates.size > n:
+        part = np.argpartition(-values, n - 1)[:n]
+        candidates, values = candidates[part], values[part]
+    return candidates[np.argsort(-values, kind="stable")]
+
+
+def recommend(
+    *,
+    k: int,
+    popularity: NDArray[np.float32],
+    scores: NDArray[np.float32] | None,
+    rated: NDArray[np.bool_],
+    shown: NDArray[np.bool_],
+    genres: Sequence[Sequence[str]] | None,
+    exploration_rate: float,
+    seed: int,
+) -> Ranked:
+    """Pick k distinct items: never rated ones, unseen ones first, some exploration.
+
+    ``scores`` are personal scores per catalogue item (NaN for items the model does not
+    know) or None for a cold user, who gets popular items rotated by ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    n_items = popularity.shape[0]
+    unseen = ~rated & ~shown
+    exhausted = int(unseen.sum()) < k
+    allowed = ~rated
+    k = min(k, int(allowed.sum()))
+    if k <= 0:
+        return Ranked([], [], exhausted)
+
+    pop = np.log1p(np.maximum(popularity.astype(np.float64), 0.0))
+    if scores is None:
+        source = SOURCE_POPULAR
+        key = pop + rng.gumbel(size=n_items) * ROTATION_TEMPERATURE
+    else:
+        source = SOURCE_MODEL
+        personal = scores.astype(np.float64)
+        known = np.isfinite(personal)
+        # Items the model has not seen rank after every known item, by popularity.
+        floor = personal[known].min() - 1.0 if known.any() else 0.0
+        span = pop.max() + 1.0
+        key = np.where(known, personal, floor - span + pop)
+
+    n_explore = exploration_slots(k, exploration_rate) if int(unseen.sum()) > k else 0
+    n_main = k - n_explore
+
+    picked: list[int] = []
+    sources: list[str] = []
+    for pool in (unseen, allowed & shown):
+        need = n_main - len(picked)
+        if need <= 0:
+            break
+        ordered = _top(key, pool, POOL_FACTOR * need)
+        chosen = _diverse_order(ordered, need, genres)
+        picked.extend(chosen)
+        sources.extend([source] * len(chosen))
+
+    if n_explore:
+        left = unseen.copy()
+        left[picked] = False
+        explore = rng.choice(np.flatnonzero(left), size=n_explore, replace=False)
+        for pos, item in zip(_spread_positions(k, n_explore), explore, strict=True):
+            picked.insert(pos, int(item))
+            sources.insert(pos, SOURCE_EXPLORATION)
+    return Ranked(picked[:k], sources[:k], exhausted)

@@ -1,0 +1,131 @@
+"""Catalogue and model held in memory by the api, rebuilt when either version changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from services.api.store import ServingStore
+from services.common.metrics import MODEL_HOLDOUT, MODEL_VERSION
+from services.common.serving_model import ServingModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    catalogue_version: int
+    model_version: str | None
+    item_ids: list[str]
+    item_index: dict[str, int]
+    genres: list[tuple[str, ...]] | None
+    popularity: NDArray[np.float32]
+    model: ServingModel | None
+    model_item_index: dict[str, int]
+    model_user_index: dict[str, int]
+    model_to_catalogue: NDArray[np.int64]
+
+    @classmethod
+    def build(
+        cls,
+        catalogue_version: int,
+        catalogue: dict[str, list[str]],
+        model: ServingModel | None,
+    ) -> ServingState:
+        item_ids = sorted(catalogue)
+        item_index = {item: i for i, item in enumerate(item_ids)}
+        has_genres = any(catalogue.values())
+        genres = [tuple(catalogue[i]) for i in item_ids] if has_genres else None
+        popularity = np.zeros(len(item_ids), dtype=np.float32)
+        model_to_catalogue = np.empty(0, dtype=np.int64)
+        model_item_index: dict[str, int] = {}
+        model_user_index: dict[str, int] = {}
+        if model is not None:
+            model_item_index = {item: i for i, item in enumerate(model.item_ids)}
+            model_user_index = {user: i for i, user in enumerate(model.user_ids)}
+            model_to_catalogue = np.array(
+                [item_index.get(item, -1) for item in model.item_ids], dtype=np.int64
+            )
+            known = model_to_catalogue >= 0
+            popularity[model_to_catalogue[known]] = model.popularity[known]
+        return cls(
+            catalogue_version=catalogue_version,
+            model_version=model.version if model else None,
+            item_ids=item_ids,
+            item_index=item_index,
+            genres=genres,
+            popularity=popularity,
+            model=model,
+            model_item_index=model_item_index,
+            model_user_index=model_user_index,
+            model_to_catalogue=model_to_catalogue,
+        )
+
+    def to_catalogue_scores(self, model_scores: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Model-indexed scores to catalogue-indexed ones; items the model lacks get NaN."""
+        scores = np.full(len(self.item_ids), np.nan, dtype=np.float32)
+        known = self.model_to_catalogue >= 0
+        scores[self.model_to_catalogue[known]] = model_scores[known]
+        return scores
+
+
+EMPTY = ServingState.build(0, {}, None)
+
+
+class ServingStateCache:
+    """Keeps the current ServingState; reloads from the store when versions move."""
+
+    def __init__(self, store: ServingStore) -> None:
+        self._store = store
+        self._state = EMPTY
+        self._lock = asyncio.Lock()
+        self._loaded_catalogue = -1
+
+    @property
+    def current(self) -> ServingState:
+        return self._state
+
+    async def get(self, catalogue_version: int, model_version: str | None) -> ServingState:
+        state = self._state
+        if (
+            state.catalogue_version == catalogue_version
+            and state.model_version == model_version
+            and self._loaded_catalogue >= 0
+        ):
+            return state
+        async with self._lock:
+            state = self._state
+            if (
+                state.catalogue_version == catalogue_version
+                and state.model_version == model_version
+                and self._loaded_catalogue >= 0
+            ):
+                return state
+            model = state.model
+            if model_version != state.model_version:
+                model = await self._load_model(model_version) if model_version else None
+            version, catalogue = await self._store.catalogue()
+            self._state = ServingState.build(version, catalogue, model)
+            self._loaded_catalogue = version
+            return self._state
+
+    def invalidate(self) -> None:
+        self._state = EMPTY
+        self._loaded_catalogue = -1
+
+    async def _load_model(self, version: str) -> ServingModel | None:
+        blob = await self._store.model_blob(version)
+        if blob is None:
+            log.warning("model %s announced but its blob is missing; keeping the last one", version)
+            return self._state.model
+        model = await asyncio.to_thread(ServingModel.from_bytes, blob)
+        MODEL_VERSION.clear()
+        MODEL_VERSION.labels(model.version, model.family).set(1)
+        for metric, value in model.metrics.items():
+            MODEL_HOLDOUT.labels(metric).set(value)
+        log.info("serving model %s (%s, %d items)", model.version, model.family, len(model.item_ids))
+        return model

@@ -1,0 +1,39 @@
+"""Collector: accepts feedback and answers 200 only once the broker confirmed it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.collector.routes import health, interact
+from services.common.broker import ConfirmedPublisher, Topology
+from services.common.http import install_common
+from services.common.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        publisher = ConfirmedPublisher(
+            settings.amqp_url,
+            Topology(settings.exchange, settings.queue, settings.routing_key),
+            timeout=settings.publish_timeout,
+            max_inflight=settings.max_inflight_publishes,
+        )
+        await publisher.connect()
+        app.state.publisher = publisher
+        try:
+            yield
+        finally:
+            await publisher.close()
+
+    app = FastAPI(title="recsys collector", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_common(app, service="collector", cors_origins=settings.cors_origin_list)
+    app.include_router(interact.router)
+    app.include_router(health.router)
+    return app

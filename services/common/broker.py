@@ -1,0 +1,141 @@
+"""RabbitMQ topology and the confirmed asynchronous publisher (collector, api)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from pamqp.commands import Basic
+
+log = logging.getLogger(__name__)
+
+# Header marking a control message (not an InteractEvent) on the interaction queue.
+CONTROL_HEADER = "x-recsys-control"
+CONTROL_CLEANUP = "cleanup"
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchange: str
+    queue: str
+    routing_key: str
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not confirm in time or is unreachable: nothing was accepted."""
+
+
+async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
+    """Declare the durable direct exchange and queue the original service used."""
+    exchange = await channel.declare_exchange(
+        topology.exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    queue = await channel.declare_queue(topology.queue, durable=True)
+    await queue.bind(exchange, topology.routing_key)
+    return exchange
+
+
+class ConfirmedPublisher:
+    """Publishes persistent messages and returns only once the broker confirmed them.
+
+    One long-lived channel in confirm mode: concurrent publishes are in flight together
+    and confirmed asynchronously, so throughput is not capped by one round trip each.
+    """
+
+    def __init__(
+        self, url: str, topology: Topology, *, timeout: float, max_inflight: int
+    ) -> None:
+        self._url = url
+        self._topology = topology
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        """Connect now if possible; failures are retried lazily on the next publish."""
+        try:
+            await self._ensure()
+        except Exception as error:  # noqa: BLE001 - the service starts and reports 503
+            log.warning("broker not reachable at startup: %s", error)
+
+    async def _ensure(self) -> AbstractExchange:
+        if self._exchange is not None and self._channel is not None and not self._channel.is_closed:
+            return self._exchange
+        async with self._lock:
+            if self._exchange is not None and self._channel is not None:
+                if not self._channel.is_closed:
+                    return self._exchange
+            if self._connection is None or self._connection.is_closed:
+                self._connection = await asyncio.wait_for(
+                    aio_pika.connect_robust(self._url, timeout=self._timeout),
+                    self._timeout,
+                )
+            self._channel = await self._connection.channel(publisher_confirms=True)
+            self._exchange = await declare(self._channel, self._topology)
+            return self._exchange
+
+    @property
+    def connected(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def publish(self, body: bytes, *, headers: dict[str, str] | None = None) -> str:
+        """Publish one persistent message; return its message id once confirmed."""
+        message_id = uuid.uuid4().hex
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        except TimeoutError as error:
+            raise BrokerUnavailable("too many messages awaiting confirmation") from error
+        try:
+            exchange = await self._ensure()
+            message = aio_pika.Message(
+                body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type="application/json",
+                message_id=message_id,
+                headers=dict(headers or {}),
+            )
+            confirmation = await exchange.publish(
+                message, self._topology.routing_key, mandatory=True, timeout=self._timeout
+            )
+        except BrokerUnavailable:
+            raise
+        except Exception as error:
+            raise BrokerUnavailable(f"broker did not confirm: {error!r}") from error
+        finally:
+            self._slots.release()
+        if not isinstance(confirmation, Basic.Ack):
+            raise BrokerUnavailable(f"broker refused the message: {confirmation!r}")
+        return message_id
+
+    async def purge(self) -> int:
+        """Drop every message waiting in the queue (used by /cleanup)."""
+        await self._ensure()
+        assert self._channel is not None
+        queue = await self._channel.declare_queue(self._topology.queue, durable=True)
+        result = await queue.purge()
+        return int(result.message_count or 0)
+
+    async def queue_depth(self) -> int:
+        await self._ensure()
+        assert self._channel is not None
+        queue = await self._channel.declare_queue(self._topology.queue, durable=True)
+        return int(queue.declaration_result.message_count or 0)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = None
+        self._channel = None
+        self._exchange = None

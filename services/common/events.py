@@ -1,0 +1,62 @@
+"""The InteractEvent: what /interact accepts, the broker carries and the log stores."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_ID_LENGTH = 256
+MAX_ITEMS_PER_EVENT = 1000
+
+# Ids are opaque strings; control characters are refused so ids stay printable in logs and keys.
+ItemId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
+Action = Literal["like", "dislike"]
+
+
+class InteractEvent(BaseModel):
+    """One user's feedback on one or more items (``actions`` parallel to ``item_ids``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    user_id: ItemId
+    item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
+    actions: list[Action] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
+    timestamp: float | None = Field(default=None, ge=0, le=1e11)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_integer_timestamp(cls, data: object) -> object:
+        # Strict mode refuses ints for floats; clients send Unix seconds as either.
+        if isinstance(data, dict):
+            ts = data.get("timestamp")
+            if isinstance(ts, int) and not isinstance(ts, bool):
+                data = {**data, "timestamp": float(ts)}
+        return data
+
+    @model_validator(mode="after")
+    def _parallel_lists(self) -> InteractEvent:
+        if len(self.item_ids) != len(self.actions):
+            raise ValueError(
+                f"item_ids and actions must have the same length "
+                f"({len(self.item_ids)} != {len(self.actions)})"
+            )
+        if self.timestamp is not None and not math.isfinite(self.timestamp):
+            raise ValueError("timestamp must be a finite number")
+        return self
+
+
+class StoredEvent(BaseModel):
+    """An accepted event with its broker message id, as written to the durable log."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: str
+    user_id: str
+    item_ids: list[str]
+    actions: list[Action]
+    timestamp: float

@@ -1,0 +1,58 @@
+"""Redis key names of one instance; every key starts with the instance prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @property
+    def catalogue(self) -> str:
+        """HASH item id -> JSON list of genres."""
+        return f"{self.prefix}catalogue"
+
+    @property
+    def catalogue_version(self) -> str:
+        """Counter bumped whenever the catalogue changes, so api replicas reload it."""
+        return f"{self.prefix}catalogue:version"
+
+    def rated(self, user_id: str) -> str:
+        """HASH item id -> "like|<ts>" or "dislike|<ts>" (latest action wins)."""
+        return f"{self.prefix}user:{user_id}:rated"
+
+    def shown(self, user_id: str) -> str:
+        """SET of item ids already recommended to the user (impressions)."""
+        return f"{self.prefix}user:{user_id}:shown"
+
+    @property
+    def epoch(self) -> str:
+        """Counter bumped by /cleanup; a model trained before a wipe is never published."""
+        return f"{self.prefix}epoch"
+
+    @property
+    def model_current(self) -> str:
+        return f"{self.prefix}model:current"
+
+    @property
+    def model_info(self) -> str:
+        return f"{self.prefix}model:info"
+
+    @property
+    def model_versions(self) -> str:
+        """LIST of published versions, newest first (old blobs are pruned)."""
+        return f"{self.prefix}model:versions"
+
+    def model_blob(self, version: str) -> str:
+        return f"{self.prefix}model:blob:{version}"
+
+    @property
+    def status(self) -> str:
+        """HASH of component status notes shown by /healthcheck (e.g. a rebuild in progress)."""
+        return f"{self.prefix}status"
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.prefix}*"

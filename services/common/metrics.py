@@ -1,0 +1,47 @@
+"""Prometheus metrics shared by all components (one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "recsys_http_requests_total",
+    "HTTP requests by service, route, method and status.",
+    ["service", "route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "recsys_http_request_duration_seconds",
+    "HTTP request latency by service and route.",
+    ["service", "route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENTS_PUBLISHED = Counter(
+    "recsys_events_published_total", "Events confirmed by the broker (collector)."
+)
+EVENTS_REJECTED = Counter(
+    "recsys_events_rejected_total", "Events refused by the collector.", ["reason"]
+)
+EVENTS_CONSUMED = Counter("recsys_events_consumed_total", "Events received from the queue.")
+EVENTS_ACKED = Counter(
+    "recsys_events_acked_total", "Events acknowledged after being durably stored."
+)
+EVENTS_DUPLICATE = Counter(
+    "recsys_events_duplicate_total", "Redelivered events skipped because already stored."
+)
+QUEUE_DEPTH = Gauge("recsys_queue_depth", "Messages waiting in the interaction queue.")
+TRAINING_RUNS = Counter("recsys_training_runs_total", "Training cycles by outcome.", ["outcome"])
+TRAINING_DURATION = Histogram(
+    "recsys_training_duration_seconds",
+    "Duration of a training cycle (read log, fit, publish).",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)
+LAST_TRAINING_SUCCESS = Gauge(
+    "recsys_last_training_success_timestamp_seconds", "When the last model was published."
+)
+MODEL_VERSION = Gauge(
+    "recsys_model_version_info", "Currently published model (value 1).", ["version", "model"]
+)
+MODEL_HOLDOUT = Gauge("recsys_model_holdout", "Holdout quality of the current model.", ["metric"])
+RECOMMENDATIONS = Counter(
+    "recsys_recommendations_total", "Recommended items by where they came from.", ["source"]
+)

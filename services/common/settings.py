@@ -1,0 +1,77 @@
+"""One typed configuration for every recsys process, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings come from ``RECSYS_*`` variables; ``REDIS_URL``, ``AMQP_URL`` and
+    ``TRAIN_INTERVAL`` are also read unprefixed, as the original service named them."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "RECSYS_REDIS_URL")
+    )
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        validation_alias=AliasChoices("AMQP_URL", "RECSYS_AMQP_URL"),
+    )
+    # Isolation between instances sharing one Redis / one broker.
+    key_prefix: str = "recsys:"
+    exchange: str = "user.interact"
+    queue: str = "user_interactions"
+    routing_key: str = "user.interact.message"
+
+    data_dir: Path = Path("data")
+    api_port: int = Field(5001, ge=1, le=65535)
+    collector_port: int = Field(5000, ge=1, le=65535)
+    metrics_port: int = Field(9100, ge=0, le=65535)
+    host: str = "127.0.0.1"
+
+    train_interval: float = Field(
+        10.0, gt=0, validation_alias=AliasChoices("TRAIN_INTERVAL", "RECSYS_TRAIN_INTERVAL")
+    )
+    default_k: int = Field(10, ge=1, le=1000)
+    max_k: int = Field(100, ge=1, le=10000)
+    exploration_rate: float = Field(0.2, ge=0, le=1)
+    model: Literal["auto", "lightfm", "ease", "popularity"] = "auto"
+    lightfm_components: int = Field(64, ge=1, le=1024)
+    lightfm_epochs: int = Field(30, ge=1, le=1000)
+    lightfm_learning_rate: float = Field(0.05, gt=0, le=1)
+    train_threads: int = Field(2, ge=1, le=64)
+    models_kept: int = Field(2, ge=1, le=20)
+
+    ingest_batch: int = Field(500, ge=1, le=10000)
+    publish_timeout: float = Field(5.0, gt=0)
+    redis_timeout: float = Field(2.0, gt=0)
+    max_inflight_publishes: int = Field(2000, ge=1)
+
+    admin_token: str | None = None
+    cors_origins: str = "*"
+    log_level: str = "INFO"
+    termination_log: Path | None = None
+
+    @field_validator("admin_token")
+    @classmethod
+    def _empty_token_means_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "interactions.log"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
