@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, splits, datasets, the harness and the replay simulator."""

@@ -1,0 +1,126 @@
+"""What every model family shares: parameters, popularity and item neighbours."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+from services.trainer.dataset import Interactions
+
+log = logging.getLogger(__name__)
+
+# Rows of the item-item product computed at once: bounds memory to CHUNK x n_items floats.
+CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Hyper-parameters of every family; each family reads the ones it needs."""
+
+    # LightFM (WARP). Defaults tuned on ML-100k, see docs/quality.md.
+    components: int = 64
+    epochs: int = 30
+    learning_rate: float = 0.05
+    item_alpha: float = 0.0
+    user_alpha: float = 0.0
+    max_sampled: int = 10
+    loss: str = "warp"
+    # EASE: L2 strength and the item cap that keeps the dense Gram matrix bounded in memory
+    # (4000 items -> ~130 MB of float64 during the inversion).
+    ease_lambda: float = 500.0
+    ease_max_items: int = 4000
+    # Neighbours kept per item for the freshness path (the api folds fresh likes in with them).
+    neighbours: int = 100
+    threads: int = 2
+    seed: int = 42
+
+
+def popularity(data: Interactions) -> NDArray[np.float32]:
+    """A "well-liked" score per item in [0, 1]: likes minus half the dislikes, floored at 0.
+
+    Dislikes count half so an item many people tried but some disliked still ranks above
+    an item nobody has seen; normalised so the api can mix it with other scores.
+    """
+    n_items = len(data.item_ids)
+    if n_items == 0 or len(data) == 0:
+        return np.zeros(n_items, dtype=np.float32)
+    likes = np.bincount(data.items[data.values > 0], minlength=n_items).astype(np.float64)
+    dislikes = np.bincount(data.items[data.values < 0], minlength=n_items).astype(np.float64)
+    score = np.maximum(likes - 0.5 * dislikes, 0.0)
+    top = score.max()
+    return (score / top if top > 0 else score).astype(np.float32)
+
+
+def empty_neighbours(n_items: int, m: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """No related items known yet: all padding."""
+    return (
+        np.full((n_items, m), -1, dtype=np.int32),
+        np.zeros((n_items, m), dtype=np.float32),
+    )
+
+
+def top_m_dense(
+    block: NDArray[np.floating], m: int
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """Per row, the ``m`` largest positive entries (sorted, -1/0 padded)."""
+    rows, cols = block.shape
+    idx = np.full((rows, m), -1, dtype=np.int32)
+    weight = np.zeros((rows, m), dtype=np.float32)
+    if cols == 0 or m == 0:
+        return idx, weight
+    take = min(m, cols)
+    part = np.argpartition(-block, take - 1, axis=1)[:, :take]
+    vals = np.take_along_axis(block, part, axis=1)
+    order = np.argsort(-vals, axis=1)
+    part = np.take_along_axis(part, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    keep = vals > 0
+    idx[:, :take] = np.where(keep, part, -1)
+    weight[:, :take] = np.where(keep, vals, 0.0)
+    return idx, weight
+
+
+def cooccurrence_neighbours(
+    positives: sparse.csr_matrix, m: int
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """Item-item cosine over binary likes, top ``m`` per item, computed in row chunks."""
+    n_items = positives.shape[1]
+    idx, weight = empty_neighbours(n_items, m)
+    if n_items == 0 or positives.nnz == 0 or m == 0:
+        return idx, weight
+    x = positives.tocsc().astype(np.float32)
+    x.data[:] = 1.0
+    norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    xt = x.T.tocsr()
+    for start in range(0, n_items, CHUNK):
+        stop = min(start + CHUNK, n_items)
+        block = np.asarray((xt[start:stop] @ x).todense(), dtype=np.float32)
+        block *= inv[start:stop, None]
+        block *= inv[None, :]
+        # An item is not its own neighbour.
+        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        idx[start:stop], weight[start:stop] = top_m_dense(block, m)
+    return idx, weight
+
+
+def factor_neighbours(
+    factors: NDArray[np.float32], m: int
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """Item-item cosine of learned item vectors, top ``m`` per item, in row chunks."""
+    n_items = factors.shape[0]
+    idx, weight = empty_neighbours(n_items, m)
+    if n_items == 0 or m == 0:
+        return idx, weight
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    unit = factors / np.maximum(norms, 1e-12)
+    for start in range(0, n_items, CHUNK):
+        stop = min(start + CHUNK, n_items)
+        block = unit[start:stop] @ unit.T
+        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        idx[start:stop], weight[start:stop] = top_m_dense(block, m)
+    return idx, weight
