@@ -54,9 +54,7 @@ def _diverse_order(
         best_pos, best_value = 0, -np.inf
         for pos, item in enumerate(remaining):
             item_genres = genres[item]
-            overlap = (
-                sum(counts[g] for g in item_genres) / len(item_genres) if item_genres else 0.0
-            )
+            overlap = sum(counts[g] for g in item_genres) / len(item_genres) if item_genres else 0.0
             value = -pos / size - GENRE_PENALTY * overlap
             if value > best_value:
                 best_pos, best_value = pos, value
@@ -105,12 +103,12 @@ def recommend(
 
     pop = np.log1p(np.maximum(popularity.astype(np.float64), 0.0))
     if scores is None:
-        source = SOURCE_POPULAR
+        personal_known = np.zeros(n_items, dtype=bool)
         key = pop + rng.gumbel(size=n_items) * ROTATION_TEMPERATURE
     else:
-        source = SOURCE_MODEL
         personal = scores.astype(np.float64)
         known = np.isfinite(personal)
+        personal_known = known
         # Items the model has not seen rank after every known item, by popularity.
         floor = personal[known].min() - 1.0 if known.any() else 0.0
         span = pop.max() + 1.0
@@ -128,7 +126,7 @@ def recommend(
         ordered = _top(key, pool, POOL_FACTOR * need)
         chosen = _diverse_order(ordered, need, genres)
         picked.extend(chosen)
-        sources.extend([source] * len(chosen))
+        sources.extend(SOURCE_MODEL if personal_known[i] else SOURCE_POPULAR for i in chosen)
 
     if n_explore:
         left = unseen.copy()

@@ -34,9 +34,9 @@ class Recommender:
         if n == 0:
             return Recommendation([], [], state.model_version)
         rated = np.zeros(n, dtype=bool)
-        rated[[i for i in map(state.item_index.get, view.liked + view.disliked) if i is not None]] = (
-            True
-        )
+        rated[
+            [i for i in map(state.item_index.get, view.liked + view.disliked) if i is not None]
+        ] = True
         shown = np.zeros(n, dtype=bool)
         shown[[i for i in map(state.item_index.get, view.shown) if i is not None]] = True
 
@@ -52,9 +52,7 @@ class Recommender:
             seed=zlib.crc32(user_id.encode()) ^ len(view.shown),
         )
         item_ids = [state.item_ids[i] for i in ranked.items]
-        await self.store.record_impressions(
-            user_id, item_ids, reset=ranked.impressions_exhausted
-        )
+        await self.store.record_impressions(user_id, item_ids, reset=ranked.impressions_exhausted)
         for source in ranked.sources:
             RECOMMENDATIONS.labels(source).inc()
         return Recommendation(item_ids, ranked.sources, state.model_version)

@@ -127,5 +127,7 @@ class ServingStateCache:
         MODEL_VERSION.labels(model.version, model.family).set(1)
         for metric, value in model.metrics.items():
             MODEL_HOLDOUT.labels(metric).set(value)
-        log.info("serving model %s (%s, %d items)", model.version, model.family, len(model.item_ids))
+        log.info(
+            "serving model %s (%s, %d items)", model.version, model.family, len(model.item_ids)
+        )
         return model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -62,7 +63,7 @@ class ServingStore:
     async def add_items(self, items: Sequence[str], genres: Sequence[Sequence[str]] | None) -> int:
         """Upsert items (genres replaced when given); returns how many were new."""
         existing = await self.redis.hmget(self.keys.catalogue, list(items))
-        mapping: dict[str, str] = {}
+        mapping: dict[Any, Any] = {}
         for index, (item, old) in enumerate(zip(items, existing, strict=True)):
             if genres is not None:
                 mapping[item] = json.dumps(list(genres[index]))
@@ -76,6 +77,9 @@ class ServingStore:
         await pipe.execute()
         return sum(1 for old in existing if old is None)
 
+    async def catalogue_size(self) -> int:
+        return int(await self.redis.hlen(self.keys.catalogue))
+
     async def catalogue(self) -> tuple[int, dict[str, list[str]]]:
         pipe = self.redis.pipeline(transaction=True)
         pipe.get(self.keys.catalogue_version)
@@ -85,7 +89,9 @@ class ServingStore:
 
     async def model_blob(self, version: str) -> bytes | None:
         blob = await self.redis.get(self.keys.model_blob(version))
-        return bytes(blob) if blob is not None else None
+        if blob is None:
+            return None
+        return blob if isinstance(blob, bytes) else blob.encode()
 
     async def model_info(self) -> dict[str, object] | None:
         raw = await self.redis.get(self.keys.model_info)
@@ -93,7 +99,7 @@ class ServingStore:
 
     async def status_notes(self) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.status)
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {_text(k): _text(v) for k, v in raw.items()}
 
     async def wipe(self) -> int:
         """Delete every key of this instance and bump the epoch (stale models are refused)."""
@@ -111,3 +117,7 @@ class ServingStore:
         if batch:
             deleted += await self.redis.unlink(*batch)
         return deleted
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -25,7 +25,7 @@ class Topology:
     routing_key: str
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailableError(Exception):
     """The broker did not confirm in time or is unreachable: nothing was accepted."""
 
 
@@ -46,9 +46,7 @@ class ConfirmedPublisher:
     and confirmed asynchronously, so throughput is not capped by one round trip each.
     """
 
-    def __init__(
-        self, url: str, topology: Topology, *, timeout: float, max_inflight: int
-    ) -> None:
+    def __init__(self, url: str, topology: Topology, *, timeout: float, max_inflight: int) -> None:
         self._url = url
         self._topology = topology
         self._timeout = timeout
@@ -62,16 +60,15 @@ class ConfirmedPublisher:
         """Connect now if possible; failures are retried lazily on the next publish."""
         try:
             await self._ensure()
-        except Exception as error:  # noqa: BLE001 - the service starts and reports 503
+        except Exception as error:
             log.warning("broker not reachable at startup: %s", error)
 
     async def _ensure(self) -> AbstractExchange:
         if self._exchange is not None and self._channel is not None and not self._channel.is_closed:
             return self._exchange
         async with self._lock:
-            if self._exchange is not None and self._channel is not None:
-                if not self._channel.is_closed:
-                    return self._exchange
+            if self._exchange is not None and self._channel and not self._channel.is_closed:
+                return self._exchange
             if self._connection is None or self._connection.is_closed:
                 self._connection = await asyncio.wait_for(
                     aio_pika.connect_robust(self._url, timeout=self._timeout),
@@ -96,7 +93,7 @@ class ConfirmedPublisher:
         try:
             await asyncio.wait_for(self._slots.acquire(), self._timeout)
         except TimeoutError as error:
-            raise BrokerUnavailable("too many messages awaiting confirmation") from error
+            raise BrokerUnavailableError("too many messages awaiting confirmation") from error
         try:
             exchange = await self._ensure()
             message = aio_pika.Message(
@@ -109,14 +106,14 @@ class ConfirmedPublisher:
             confirmation = await exchange.publish(
                 message, self._topology.routing_key, mandatory=True, timeout=self._timeout
             )
-        except BrokerUnavailable:
+        except BrokerUnavailableError:
             raise
         except Exception as error:
-            raise BrokerUnavailable(f"broker did not confirm: {error!r}") from error
+            raise BrokerUnavailableError(f"broker did not confirm: {error!r}") from error
         finally:
             self._slots.release()
         if not isinstance(confirmation, Basic.Ack):
-            raise BrokerUnavailable(f"broker refused the message: {confirmation!r}")
+            raise BrokerUnavailableError(f"broker refused the message: {confirmation!r}")
         return message_id
 
     async def purge(self) -> int:

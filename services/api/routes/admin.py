@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 from redis.exceptions import RedisError
 
 from services.api.deps import AdminDep, CacheDep, PublisherDep, StoreDep
-from services.common.broker import CONTROL_CLEANUP, CONTROL_HEADER, BrokerUnavailable
+from services.common.broker import CONTROL_CLEANUP, CONTROL_HEADER, BrokerUnavailableError
 
 router = APIRouter(tags=["admin"], dependencies=[AdminDep])
 log = logging.getLogger(__name__)
@@ -21,9 +21,9 @@ async def cleanup(store: StoreDep, cache: CacheDep, publisher: PublisherDep) -> 
         purged = await publisher.purge()
         # Queued behind nothing: the trainer truncates its log when it reads this.
         await publisher.publish(b"{}", headers={CONTROL_HEADER: CONTROL_CLEANUP})
-    except BrokerUnavailable as error:
+    except BrokerUnavailableError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
-    except Exception as error:  # noqa: BLE001 - aio-pika raises many connection errors
+    except Exception as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker: {error!r}") from error
     try:
         deleted = await store.wipe()

@@ -15,7 +15,7 @@ router = APIRouter(tags=["catalogue"], dependencies=[AdminDep])
 async def add_items(body: AddItemsRequest, store: StoreDep) -> AddItemsResponse:
     try:
         added = await store.add_items(body.item_ids, body.genres)
-        version, catalogue = await store.catalogue()
+        total = await store.catalogue_size()
     except RedisError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"redis: {error}") from error
-    return AddItemsResponse(added=added, total=len(catalogue))
+    return AddItemsResponse(added=added, total=total)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.collector.deps import PublisherDep
-from services.common.broker import BrokerUnavailable
+from services.common.broker import BrokerUnavailableError
 
 router = APIRouter(tags=["health"])
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["health"])
 async def healthcheck(publisher: PublisherDep) -> JSONResponse:
     try:
         depth = await publisher.queue_depth()
-    except (BrokerUnavailable, Exception) as error:  # noqa: BLE001 - any failure means down
+    except (BrokerUnavailableError, Exception) as error:
         return JSONResponse(
             {"status": "unavailable", "down": {"broker": repr(error)}}, status_code=503
         )

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, HTTPException, status
 
 from services.collector.deps import PublisherDep
-from services.common.broker import BrokerUnavailable
+from services.common.broker import BrokerUnavailableError
 from services.common.events import InteractEvent
 from services.common.metrics import EVENTS_PUBLISHED, EVENTS_REJECTED
 
@@ -27,7 +27,7 @@ async def interact(event: InteractEvent, publisher: PublisherDep) -> dict[str, s
         event = event.model_copy(update={"timestamp": time.time()})
     try:
         message_id = await publisher.publish(event.model_dump_json().encode())
-    except BrokerUnavailable as error:
+    except BrokerUnavailableError as error:
         EVENTS_REJECTED.labels("broker").inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     EVENTS_PUBLISHED.inc()

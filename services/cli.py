@@ -1,0 +1,72 @@
+"""The ``recsys`` command: one entry point for every process and tool."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from services.common.logsetup import configure_logging
+from services.common.settings import get_settings
+
+
+def _serve(factory: str, port: int) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=settings.host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="recsys", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("api", help="serve the api (catalogue, /recs) on RECSYS_API_PORT")
+    commands.add_parser("collector", help="serve /interact on RECSYS_COLLECTOR_PORT")
+    commands.add_parser("trainer", help="consume the queue and retrain every TRAIN_INTERVAL")
+    commands.add_parser("ingest", help="consume the queue into the log and Redis only")
+    train = commands.add_parser("train", help="train from the log and publish a model")
+    train.add_argument("--once", action="store_true", help="one cycle, then exit (default)")
+    commands.add_parser(
+        "evaluate", help="offline evaluation (see `recsys evaluate --help`)", add_help=False
+    )
+    commands.add_parser(
+        "simulate", help="replay a dataset against a running deployment", add_help=False
+    )
+    args, rest = parser.parse_known_args(argv)
+
+    if args.command == "evaluate":
+        from services.evaluation.harness import main as evaluate
+
+        return int(evaluate(rest))
+    if args.command == "simulate":
+        from services.evaluation.simulator import main as simulate
+
+        return int(simulate(rest))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    if args.command == "api":
+        return _serve("services.api.main:create_app", settings.api_port)
+    if args.command == "collector":
+        return _serve("services.collector.main:create_app", settings.collector_port)
+
+    from services.trainer import worker
+
+    if args.command == "trainer":
+        return worker.run_trainer(settings)
+    if args.command == "ingest":
+        return worker.run_ingest(settings)
+    return worker.run_train_once(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The trainer's writes to Redis: users' ratings (at once) and published models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from redis import Redis
+
+from services.common.events import StoredEvent
+from services.common.keys import Keys
+from services.common.serving_model import ServingModel
+
+# Latest action wins per (user, item): an older event arriving late never overrides.
+_APPLY_RATINGS = """
+local key = KEYS[1]
+for i = 1, #ARGV, 3 do
+  local item, action, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local old = redis.call('HGET', key, item)
+  local old_ts = -1
+  if old then old_ts = tonumber(string.match(old, '|(.*)$')) end
+  if ts >= old_ts then redis.call('HSET', key, item, action .. '|' .. ARGV[i + 2]) end
+end
+return 1
+"""
+
+# Switch the served model only if no /cleanup happened since training started.
+_PUBLISH = """
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[4], ARGV[3])
+redis.call('LPUSH', KEYS[5], ARGV[2])
+local old = redis.call('LRANGE', KEYS[5], tonumber(ARGV[4]), -1)
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[4]) - 1)
+for _, version in ipairs(old) do redis.call('DEL', ARGV[5] .. version) end
+return 1
+"""
+
+
+class FeedbackState:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._apply = redis.register_script(_APPLY_RATINGS)
+        self._publish = redis.register_script(_PUBLISH)
+
+    def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Record each user's latest action per item; idempotent on redelivery."""
+        by_user: dict[str, list[str]] = {}
+        for event in events:
+            args = by_user.setdefault(event.user_id, [])
+            for item, action in zip(event.item_ids, event.actions, strict=True):
+                args.extend((item, action, repr(event.timestamp)))
+        pipe = self.redis.pipeline(transaction=False)
+        for user, args in by_user.items():
+            self._apply(keys=[self.keys.rated(user)], args=args, client=pipe)
+        pipe.execute()
+
+    def clear_ratings(self) -> None:
+        batch: list[bytes] = []
+        for key in self.redis.scan_iter(match=self.keys.rated("*"), count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                self.redis.unlink(*batch)
+                batch = []
+        if batch:
+            self.redis.unlink(*batch)
+
+    def epoch(self) -> str:
+        value = self.redis.get(self.keys.epoch)
+        return value.decode() if isinstance(value, bytes) else "0"
+
+    def catalogue_ids(self) -> list[str]:
+        return [
+            k.decode() if isinstance(k, bytes) else k for k in self.redis.hkeys(self.keys.catalogue)
+        ]
+
+    def publish_model(self, model: ServingModel, epoch: str, keep: int) -> bool:
+        """Upload the blob, then switch the pointer atomically; False if a wipe intervened."""
+        blob_key = self.keys.model_blob(model.version)
+        self.redis.set(blob_key, model.to_bytes())
+        switched = self._publish(
+            keys=[
+                self.keys.epoch,
+                blob_key,
+                self.keys.model_current,
+                self.keys.model_info,
+                self.keys.model_versions,
+            ],
+            args=[epoch, model.version, json.dumps(model.info()), keep, self.keys.model_blob("")],
+        )
+        return bool(switched)
+
+    def set_status(self, component: str, note: str | None) -> None:
+        if note is None:
+            self.redis.hdel(self.keys.status, component)
+        else:
+            self.redis.hset(self.keys.status, component, note)

@@ -1,0 +1,99 @@
+"""The durable interaction log: append-only JSON lines, fsynced before any ack."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from services.common.events import StoredEvent
+
+log = logging.getLogger(__name__)
+
+
+class InteractionLog:
+    """One file per instance. A torn last line (crash mid-write) is cut at open."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._file = open(path, "ab")  # noqa: SIM115 - held open for the process lifetime
+
+    def _recover(self) -> None:
+        if not self.path.exists():
+            self.path.touch()
+            _fsync_dir(self.path.parent)
+            return
+        with open(self.path, "rb+") as file:
+            size = file.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            # Walk back to the last newline; anything after it is a torn write.
+            chunk = 1 << 16
+            end = size
+            while end > 0:
+                start = max(0, end - chunk)
+                file.seek(start)
+                data = file.read(end - start)
+                newline = data.rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                end = start
+            else:
+                keep = 0
+            if keep < size:
+                log.warning("interaction log: cutting %d bytes of a torn write", size - keep)
+                file.truncate(keep)
+                file.flush()
+                os.fsync(file.fileno())
+
+    def append(self, events: Sequence[StoredEvent]) -> None:
+        """Write the events and fsync: when this returns they survive a crash."""
+        if not events:
+            return
+        payload = b"".join(event.model_dump_json().encode() + b"\n" for event in events)
+        self._file.write(payload)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def read(self) -> Iterator[StoredEvent]:
+        with open(self.path, "rb") as file:
+            for number, line in enumerate(file, 1):
+                if not line.endswith(b"\n"):
+                    break  # being written right now by the ingester
+                try:
+                    yield StoredEvent.model_validate_json(line)
+                except ValidationError:
+                    log.warning("interaction log: skipping unreadable line %d", number)
+
+    def event_ids(self) -> set[str]:
+        ids: set[str] = set()
+        with open(self.path, "rb") as file:
+            for line in file:
+                try:
+                    ids.add(json.loads(line)["event_id"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return ids
+
+    def truncate(self) -> None:
+        self._file.truncate(0)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

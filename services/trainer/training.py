@@ -1,0 +1,121 @@
+"""One training cycle: read the log, fit and select a model, publish it atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from services.common.metrics import (
+    LAST_TRAINING_SUCCESS,
+    MODEL_HOLDOUT,
+    MODEL_VERSION,
+    TRAINING_DURATION,
+    TRAINING_RUNS,
+)
+from services.common.serving_model import ServingModel
+from services.common.settings import Settings
+from services.trainer.dataset import from_events
+from services.trainer.feedback_state import FeedbackState
+from services.trainer.interaction_log import InteractionLog
+from services.trainer.models import ModelParams
+from services.trainer.selection import select_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    published: bool
+    model: ServingModel | None
+    reason: str
+    seconds: float
+    events: int
+
+    def summary(self) -> dict[str, Any]:
+        info = self.model.info() if self.model else {}
+        return {
+            **info,
+            "published": self.published,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "events": self.events,
+        }
+
+
+def model_params(settings: Settings) -> ModelParams:
+    return ModelParams(
+        components=settings.lightfm_components,
+        epochs=settings.lightfm_epochs,
+        learning_rate=settings.lightfm_learning_rate,
+        threads=settings.train_threads,
+    )
+
+
+def families(settings: Settings) -> tuple[str, ...]:
+    if settings.model == "auto":
+        return ("ease", "lightfm", "popularity")
+    return (settings.model,)
+
+
+def new_version() -> str:
+    """Sortable by time, unique across trainers."""
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+def train_once(
+    settings: Settings,
+    interaction_log: InteractionLog,
+    state: FeedbackState,
+    current: ServingModel | None = None,
+) -> TrainingOutcome:
+    """Train on everything logged so far and publish unless a wipe or a better model wins."""
+    started = time.perf_counter()
+    epoch = state.epoch()
+    events = list(interaction_log.read())
+    try:
+        data = from_events(events)
+        if len(data) == 0:
+            outcome = TrainingOutcome(False, None, "no interactions yet", 0.0, 0)
+            TRAINING_RUNS.labels("skipped").inc()
+            return outcome
+        model, report = select_model(
+            data, model_params(settings), families(settings), current=current
+        )
+        model = replace(model, version=new_version(), trained_at=time.time())
+        if not report.get("publish", True):
+            reason = str(report.get("reason", "not better than the published model"))
+            TRAINING_RUNS.labels("kept_previous").inc()
+            return TrainingOutcome(False, model, reason, time.perf_counter() - started, len(events))
+        if not state.publish_model(model, epoch, settings.models_kept):
+            TRAINING_RUNS.labels("discarded").inc()
+            return TrainingOutcome(
+                False,
+                model,
+                "state was wiped during training",
+                time.perf_counter() - started,
+                len(events),
+            )
+    except Exception:
+        TRAINING_RUNS.labels("failed").inc()
+        raise
+    seconds = time.perf_counter() - started
+    TRAINING_RUNS.labels("published").inc()
+    TRAINING_DURATION.observe(seconds)
+    LAST_TRAINING_SUCCESS.set(time.time())
+    MODEL_VERSION.clear()
+    MODEL_VERSION.labels(model.version, model.family).set(1)
+    for metric, value in model.metrics.items():
+        MODEL_HOLDOUT.labels(metric).set(value)
+    log.info(
+        "published model %s (%s) from %d events in %.2fs: %s",
+        model.version,
+        model.family,
+        len(events),
+        seconds,
+        json.dumps(report.get("scores", {})),
+    )
+    return TrainingOutcome(True, model, str(report.get("reason", "")), seconds, len(events))

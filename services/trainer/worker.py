@@ -1,0 +1,127 @@
+"""Process entry points: ingest only, train (once or periodically), or both together."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from prometheus_client import start_http_server
+from redis import Redis
+
+from services.common.keys import Keys
+from services.common.serving_model import ServingModel
+from services.common.settings import Settings
+from services.trainer.feedback_state import FeedbackState
+from services.trainer.ingest import Ingester
+from services.trainer.interaction_log import InteractionLog
+from services.trainer.training import TrainingOutcome, train_once
+
+log = logging.getLogger(__name__)
+
+
+def _state(settings: Settings) -> FeedbackState:
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout * 5,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    return FeedbackState(redis, Keys(settings.key_prefix))
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _serve_metrics(settings: Settings) -> None:
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.host)
+
+
+def run_ingest(settings: Settings) -> int:
+    """Consume the queue forever (Kubernetes: the ingest Deployment)."""
+    _serve_metrics(settings)
+    ingester = Ingester(settings, InteractionLog(settings.log_path), _state(settings))
+    _stop_on_signals(ingester.stop)
+    ingester.run()
+    return 0
+
+
+def write_termination_message(settings: Settings, outcome: TrainingOutcome) -> None:
+    if settings.termination_log is not None:
+        settings.termination_log.write_text(json.dumps(outcome.summary())[:4000])
+
+
+def run_train_once(settings: Settings) -> int:
+    """One cycle (Kubernetes: a trainer Job); exit 0 when a model is published or kept."""
+    outcome = train_once(settings, InteractionLog(settings.log_path), _state(settings))
+    write_termination_message(settings, outcome)
+    log.info("training outcome: %s", outcome.summary())
+    return 0
+
+
+class TrainingLoop:
+    """Retrains every interval when new events arrived since the last cycle."""
+
+    def __init__(self, settings: Settings, interaction_log: InteractionLog, state: FeedbackState):
+        self.settings = settings
+        self.log = interaction_log
+        self.state = state
+        self.stop = threading.Event()
+        self.dirty = threading.Event()
+        self.current: ServingModel | None = None
+
+    def mark_dirty(self, *_: object) -> None:
+        self.dirty.set()
+
+    def reset(self) -> None:
+        self.current = None
+        self.dirty.set()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.settings.train_interval):
+            if not self.dirty.is_set():
+                continue
+            self.dirty.clear()
+            try:
+                outcome = train_once(self.settings, self.log, self.state, self.current)
+            except Exception:
+                log.exception("training cycle failed; the last model stays in service")
+                self.dirty.set()
+                continue
+            if outcome.published:
+                self.current = outcome.model
+            else:
+                log.info("no model published: %s", outcome.reason)
+
+
+def run_trainer(settings: Settings) -> int:
+    """Ingest and periodic training in one process (local default)."""
+    _serve_metrics(settings)
+    interaction_log = InteractionLog(settings.log_path)
+    state = _state(settings)
+    loop = TrainingLoop(settings, interaction_log, state)
+    ingester = Ingester(
+        settings, interaction_log, state, on_stored=loop.mark_dirty, on_cleanup=loop.reset
+    )
+    if ingester.seen:
+        loop.dirty.set()  # train on what the log already holds
+    _stop_on_signals(ingester.stop)
+    consumer = threading.Thread(target=ingester.run, name="ingest", daemon=True)
+    consumer.start()
+    trainer = threading.Thread(target=loop.run, name="train", daemon=True)
+    trainer.start()
+    while not ingester.stop.is_set():
+        time.sleep(0.2)
+    loop.stop.set()
+    consumer.join(timeout=10)
+    trainer.join(timeout=60)
+    return 0
