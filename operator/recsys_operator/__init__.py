@@ -1,0 +1,1 @@
+"""kopf operator that reconciles RecSystem custom resources into running recsys instances."""

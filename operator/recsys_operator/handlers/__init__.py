@@ -1,0 +1,1 @@
+"""One reaction per module; ``main.py`` wires them to kopf."""

@@ -1,0 +1,46 @@
+"""The per-RecSystem periodic tick: scheduling, training outcome, readiness, resync."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from recsys_operator import constants as c
+from recsys_operator.config import OperatorConfig
+from recsys_operator.errors import InvalidSpecError
+from recsys_operator.handlers.handle_reconcile_recsystem import apply_children, readiness
+from recsys_operator.handlers.handle_train_tick import schedule_jobs, training_status
+from recsys_operator.handlers.shared import Logger, instance_from, patch_status, utcnow
+from recsys_operator.kube import Kube, is_subset
+
+
+async def scheduler_tick(
+    namespace: str, name: str, kube: Kube, config: OperatorConfig, logger: Logger, *, resync: bool
+) -> dict[str, Any] | None:
+    """One tick for one RecSystem; returns the status patch sent (None if nothing to do)."""
+    # Read the object fresh: our own previous status patch must be visible to this tick.
+    body = await kube.get(c.API_VERSION, c.KIND, namespace, name)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    try:
+        inst = instance_from(body, config)
+    except InvalidSpecError:
+        return None  # the create/update handler already reported it in status
+    status: Mapping[str, Any] = body.get("status") or {}
+    generation = int((body.get("metadata") or {}).get("generation") or 0)
+    now = utcnow()
+
+    warnings: list[str] = []
+    if resync:
+        _, warnings = await apply_children(inst, kube, logger)
+    _, schedule_patch = await schedule_jobs(inst, kube, status, now, logger)
+    ready_patch = await readiness(
+        inst, kube, generation, list(status.get("conditions") or []), warnings
+    )
+    merged = {**status, **ready_patch, **schedule_patch}
+    training_patch = await training_status(inst, kube, merged, generation, now)
+    patch = {**ready_patch, **schedule_patch, **training_patch}
+    if is_subset(patch, status):
+        return None
+    await patch_status(kube, body, patch)
+    return patch
