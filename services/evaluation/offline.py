@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
+from tqdm import tqdm
 
 from services.common.scoring import score_items
 from services.common.serving_model import ServingModel
@@ -48,11 +49,13 @@ def evaluate_model(
     genres: Mapping[str, Collection[str]] | None = None,
     max_users: int | None = None,
     seed: int = 0,
+    progress: str | None = None,
 ) -> dict[str, float]:
     """Metrics of ``model`` on the likes in ``test``, the user's ``train`` ratings as context.
 
     Ids are matched by string, so a model fitted on other data (the published one) can be
     scored on the same split as a new candidate. Items the model does not know count as misses.
+    ``progress`` names a progress bar (on stderr); None shows none.
     """
     item_map = np.full(len(train.item_ids), -1, dtype=np.int32)
     if model.item_ids == train.item_ids:
@@ -75,7 +78,7 @@ def evaluate_model(
 
     recs: list[list[int]] = []
     relevant: list[set[int]] = []
-    for u in users:
+    for u in tqdm(users, desc=progress, disable=progress is None, leave=False, unit="user"):
         rows = order[starts[u] : starts[u + 1]]
         items = item_map[train.items[rows]]
         liked = items[liked_mask[rows] & (items >= 0)]

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 
 from services.common.serving_model import ServingModel
 from services.trainer.dataset import Interactions
@@ -30,14 +31,15 @@ def ease_weights(gram: NDArray[np.float64], lam: float) -> NDArray[np.float64]:
     return b
 
 
-def fit(data: Interactions, params: ModelParams) -> ServingModel:
-    """Solve EASE on the most-liked ``ease_max_items`` items.
+def ease_neighbours(
+    positives: sparse.csr_matrix, params: ModelParams
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """EASE weights of the most-liked ``ease_max_items`` items as top-M neighbours.
 
-    The Gram matrix is dense (items x items), so a huge catalogue is capped: the rest of
-    the items get co-occurrence neighbours rescaled to EASE's weight range, which keeps
-    them reachable through the freshness path.
+    The Gram matrix is dense (items x items), so a huge catalogue is capped: the other items
+    get co-occurrence neighbours rescaled to EASE's weight range, which keeps them reachable
+    through the freshness path.
     """
-    positives = data.matrix(positive_only=True)
     n_items = positives.shape[1]
     m = params.neighbours
     counts = np.asarray(positives.sum(axis=0)).ravel()
@@ -49,7 +51,7 @@ def fit(data: Interactions, params: ModelParams) -> ServingModel:
     x = positives[:, kept]
     gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
     b = ease_weights(gram, params.ease_lambda) if kept.size else np.zeros((0, 0))
-    sub_idx, sub_w = top_m_dense(b, m)
+    sub_idx, sub_w = top_m_dense(b, m, signed=True)
     if kept.size == n_items:
         idx, weight = sub_idx, sub_w
     else:
@@ -60,12 +62,18 @@ def fit(data: Interactions, params: ModelParams) -> ServingModel:
         idx[kept] = np.where(sub_idx >= 0, kept[np.maximum(sub_idx, 0)], -1)
         weight[kept] = sub_w
     log.info(
-        "ease fit on %d of %d items (lambda=%g) in %.2fs",
+        "ease on %d of %d items (lambda=%g) in %.2fs",
         kept.size,
         n_items,
         params.ease_lambda,
         time.perf_counter() - started,
     )
+    return idx.astype(np.int32), weight.astype(np.float32)
+
+
+def fit(data: Interactions, params: ModelParams) -> ServingModel:
+    """EASE on the likes; its item-item weights are the whole model."""
+    idx, weight = ease_neighbours(data.matrix(positive_only=True), params)
     return ServingModel(
         version="",
         family="ease",
@@ -73,6 +81,6 @@ def fit(data: Interactions, params: ModelParams) -> ServingModel:
         item_ids=list(data.item_ids),
         user_ids=list(data.user_ids),
         popularity=popularity(data),
-        neighbor_idx=idx.astype(np.int32),
-        neighbor_weight=weight.astype(np.float32),
+        neighbor_idx=idx,
+        neighbor_weight=weight,
     )

@@ -10,7 +10,8 @@ from lightfm import LightFM
 
 from services.common.serving_model import ServingModel
 from services.trainer.dataset import Interactions
-from services.trainer.models.base import ModelParams, cooccurrence_neighbours, popularity
+from services.trainer.models.base import ModelParams, popularity
+from services.trainer.models.ease import ease_neighbours
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ def fit(data: Interactions, params: ModelParams) -> ServingModel:
         if (epoch + 1) % 10 == 0:
             log.debug("lightfm epoch %d/%d", epoch + 1, params.epochs)
     log.info("lightfm fit %d epochs in %.1fs", params.epochs, time.perf_counter() - started)
-    idx, weight = cooccurrence_neighbours(positives.tocsr(), params.neighbours)
+    # EASE neighbours carry fresh likes and, blended with the factors, lift quality too.
+    idx, weight = ease_neighbours(positives.tocsr(), params)
     return ServingModel(
         version="",
         family="lightfm",
