@@ -104,7 +104,7 @@ def recommend(
     pop = np.log1p(np.maximum(popularity.astype(np.float64), 0.0))
     if scores is None:
         personal_known = np.zeros(n_items, dtype=bool)
-        key = pop + rng.gumbel(size=n_items) * ROTATION_TEMPERATURE
+        key = pop
     else:
         personal = scores.astype(np.float64)
         known = np.isfinite(personal)
@@ -124,6 +124,10 @@ def recommend(
         if need <= 0:
             break
         ordered = _top(key, pool, POOL_FACTOR * need)
+        if scores is None:
+            # Rotate within the popular pool only, so cold lists vary but stay popular.
+            noise = rng.gumbel(size=ordered.size) * ROTATION_TEMPERATURE
+            ordered = ordered[np.argsort(-(key[ordered] + noise), kind="stable")]
         chosen = _diverse_order(ordered, need, genres)
         picked.extend(chosen)
         sources.extend(SOURCE_MODEL if personal_known[i] else SOURCE_POPULAR for i in chosen)

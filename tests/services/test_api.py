@@ -1,0 +1,207 @@
+"""The api against the real Redis and RabbitMQ: contract, /recs rules, cleanup, auth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+
+from services.api.main import create_app
+from services.common.settings import Settings
+from tests.conftest import closed_port_url, queued_messages
+from tests.factories import catalogue, event, feedback_state, publish, two_taste_events
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def add(client: TestClient, items: list[str], genres: list[list[str]] | None = None) -> None:
+    body: dict[str, object] = {"item_ids": items}
+    if genres is not None:
+        body["genres"] = genres
+    response = client.post("/add_items", json=body)
+    assert response.status_code == 200, response.text
+
+
+def recs(client: TestClient, user: str, k: int | None = None) -> list[str]:
+    url = f"/recs/{user}" + (f"?k={k}" if k else "")
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    return list(response.json()["item_ids"])
+
+
+def test_add_items_in_batches_is_idempotent(client: TestClient) -> None:
+    items, genres = catalogue(30)
+    add(client, items[:20], genres[:20])
+    add(client, items[10:], genres[10:])
+    response = client.post("/add_items", json={"item_ids": items[:5]})
+    assert response.json() == {"status": "ok", "added": 0, "total": 30}
+    assert sorted(recs(client, "someone", k=30)) == sorted(items)
+
+
+def test_recs_default_k_distinct_catalogue_items(client: TestClient) -> None:
+    items, genres = catalogue(40)
+    add(client, items, genres)
+    first = recs(client, "cold")
+    assert len(first) == 10 and len(set(first)) == 10 and set(first) <= set(items)
+    assert client.get("/recs/cold?k=3").json().keys() == {"item_ids"}
+
+
+def test_empty_catalogue_gives_an_empty_list(client: TestClient) -> None:
+    assert recs(client, "anyone") == []
+
+
+def test_no_repeats_until_the_catalogue_is_exhausted(client: TestClient) -> None:
+    items, genres = catalogue(25)
+    add(client, items, genres)
+    seen: list[str] = []
+    for _ in range(2):
+        seen += recs(client, "u", k=10)
+    assert len(set(seen)) == 20
+    third = recs(client, "u", k=10)
+    # Only 5 unseen items remain: all of them come first, then the cycle restarts.
+    assert set(items) - set(seen) <= set(third)
+    assert len(set(third)) == 10
+
+
+def test_cold_users_get_rotated_lists(client: TestClient) -> None:
+    items, genres = catalogue(200)
+    add(client, items, genres)
+    lists = {tuple(recs(client, f"cold-{i}")) for i in range(10)}
+    assert len(lists) > 5
+
+
+def test_rated_items_are_never_recommended(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(20)
+    add(client, items, genres)
+    rated = items[:15]
+    feedback_state(settings, redis_client).apply(
+        [event("u", rated[:10], ["like"] * 10), event("u", rated[10:], ["dislike"] * 5)]
+    )
+    result = recs(client, "u", k=10)
+    assert not set(result) & set(rated)
+    assert len(result) == 5  # only 5 unrated items exist
+
+
+def test_known_users_are_served_by_the_model(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(40)
+    add(client, items, genres)
+    events = two_taste_events(items)
+    feedback_state(settings, redis_client).apply(events)
+    model = publish(settings, redis_client, events, "ease")
+    response = client.get("/recs/user-0?explain=true&k=5")
+    body = response.json()
+    assert body["model_version"] == model.version
+    assert "model" in body["sources"]
+    model_items = [
+        i for i, s in zip(body["item_ids"], body["sources"], strict=True) if s == "model"
+    ]
+    # user-0 likes the first half of the catalogue; the model keeps it there.
+    assert all(items.index(i) < 20 for i in model_items)
+    info = client.get("/model").json()
+    assert info["version"] == model.version and info["model"] == "ease"
+
+
+def test_cleanup_wipes_state_and_queue(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(10)
+    add(client, items, genres)
+    publish(settings, redis_client, two_taste_events(items), "popularity")
+    recs(client, "u")
+    for method in (client.get, client.post):
+        response = method("/cleanup")
+        assert response.status_code == 200
+    remaining = [
+        k
+        for k in redis_client.scan_iter(match=f"{settings.key_prefix}*")
+        if not k.endswith(b":epoch")
+    ]
+    assert remaining == []
+    assert recs(client, "u") == []
+    assert client.get("/model").status_code == 404
+    # What stays queued is the control message telling the trainer to drop its log.
+    assert [p.headers for p, _ in queued_messages(settings)] == [{"x-recsys-control": "cleanup"}]
+
+
+def test_admin_token_guards_cleanup_and_add_items(settings: Settings) -> None:
+    guarded = settings.model_copy(update={"admin_token": "s3cret"})
+    with TestClient(create_app(guarded)) as client:
+        body = {"item_ids": ["a"]}
+        assert client.post("/add_items", json=body).status_code == 401
+        assert (
+            client.post("/add_items", json=body, headers={"X-Admin-Token": "nope"}).status_code
+            == 401
+        )
+        assert client.get("/cleanup").status_code == 401
+        ok = {"X-Admin-Token": "s3cret"}
+        assert client.post("/add_items", json=body, headers=ok).status_code == 200
+        assert client.get("/recs/u").json() == {"item_ids": ["a"]}
+        assert client.get("/cleanup", headers=ok).status_code == 200
+
+
+BAD_ITEMS = {
+    "missing item_ids": {"genres": [["a"]]},
+    "empty": {"item_ids": []},
+    "not a list": {"item_ids": "a"},
+    "int id": {"item_ids": [1]},
+    "genres length": {"item_ids": ["a", "b"], "genres": [["x"]]},
+    "genre not list": {"item_ids": ["a"], "genres": ["Drama"]},
+    "huge id": {"item_ids": ["a" * 300]},
+    "too many": {"item_ids": [f"i{n}" for n in range(10_001)]},
+    "extra": {"item_ids": ["a"], "price": 3},
+}
+
+
+@pytest.mark.parametrize("body", BAD_ITEMS.values(), ids=BAD_ITEMS.keys())
+def test_bad_add_items_is_4xx_and_stores_nothing(
+    client: TestClient, settings: Settings, redis_client: Redis, body: object
+) -> None:
+    response = client.post("/add_items", json=body)
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
+    assert not redis_client.exists(f"{settings.key_prefix}catalogue")
+
+
+@pytest.mark.parametrize("query", ["k=0", "k=-1", "k=abc", "k=1000000", "explain=maybe"])
+def test_bad_recs_query_is_4xx(client: TestClient, query: str) -> None:
+    response = client.get(f"/recs/u?{query}")
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
+
+
+def test_huge_user_id_is_4xx(client: TestClient) -> None:
+    assert client.get("/recs/" + "u" * 300).status_code == 422
+
+
+def test_redis_down_gives_503_with_a_reason(settings: Settings) -> None:
+    down = settings.model_copy(
+        update={
+            "redis_url": closed_port_url("redis").replace("guest:guest@", ""),
+            "redis_timeout": 0.5,
+        }
+    )
+    with TestClient(create_app(down)) as client:
+        response = client.get("/recs/u")
+        assert response.status_code == 503
+        health = client.get("/healthcheck")
+        assert health.status_code == 503 and "redis" in health.json()["down"]
+
+
+def test_metrics_count_recommendation_sources(client: TestClient) -> None:
+    items, genres = catalogue(30)
+    add(client, items, genres)
+    recs(client, "u")
+    text = client.get("/metrics").text
+    assert 'recsys_recommendations_total{source="popular"}' in text
+    assert 'recsys_recommendations_total{source="exploration"}' in text
+    assert 'route="/recs/{user_id}"' in text

@@ -1,0 +1,179 @@
+"""Ingest against the real RabbitMQ and Redis: log before ack, dedup, cleanup, training."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pika
+import pytest
+from redis import Redis
+
+from services.common.broker import CONTROL_CLEANUP, CONTROL_HEADER
+from services.common.keys import Keys
+from services.common.settings import Settings
+from services.trainer.feedback_state import FeedbackState
+from services.trainer.ingest import Ingester
+from services.trainer.interaction_log import InteractionLog
+from services.trainer.training import train_once
+
+
+def publish(settings: Settings, body: dict[str, object] | bytes, **props: object) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    channel = connection.channel()
+    channel.exchange_declare(settings.exchange, "direct", durable=True)
+    channel.queue_declare(settings.queue, durable=True)
+    channel.queue_bind(settings.queue, settings.exchange, settings.routing_key)
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    channel.basic_publish(
+        settings.exchange,
+        settings.routing_key,
+        payload,
+        pika.BasicProperties(delivery_mode=2, **props),  # type: ignore[arg-type]
+    )
+    connection.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def queue_depth(settings: Settings) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    depth = connection.channel().queue_declare(settings.queue, passive=True).method.message_count
+    connection.close()
+    return int(depth)
+
+
+@pytest.fixture
+def state(settings: Settings, redis_client: Redis) -> FeedbackState:
+    return FeedbackState(redis_client, Keys(settings.key_prefix))
+
+
+@pytest.fixture
+def running(settings: Settings, state: FeedbackState) -> Iterator[Ingester]:
+    ingester = Ingester(settings, InteractionLog(settings.log_path), state)
+    thread = threading.Thread(target=ingester.run, daemon=True)
+    thread.start()
+    assert ingester.ready.wait(10)
+    yield ingester
+    ingester.stop.set()
+    thread.join(10)
+
+
+def logged(settings: Settings) -> list[dict[str, object]]:
+    return [json.loads(line) for line in settings.log_path.read_text().splitlines()]
+
+
+EVENT = {
+    "user_id": "u1",
+    "item_ids": ["a", "b"],
+    "actions": ["like", "dislike"],
+    "timestamp": 100.0,
+}
+
+
+def test_events_are_logged_applied_and_acked(
+    settings: Settings, running: Ingester, redis_client: Redis
+) -> None:
+    publish(settings, EVENT, message_id="m1")
+    wait_for(lambda: running.stats.stored == 1)
+    [line] = logged(settings)
+    assert line["event_id"] == "m1" and line["item_ids"] == ["a", "b"]
+    rated = redis_client.hgetall(f"{settings.key_prefix}user:u1:rated")
+    assert rated == {b"a": b"like|100.0", b"b": b"dislike|100.0"}
+    wait_for(lambda: queue_depth(settings) == 0)
+
+
+def test_redelivered_event_is_stored_once(settings: Settings, running: Ingester) -> None:
+    publish(settings, EVENT, message_id="same")
+    publish(settings, EVENT, message_id="same")
+    wait_for(lambda: running.stats.duplicates == 1)
+    assert len(logged(settings)) == 1
+
+
+def test_restart_keeps_deduplicating(settings: Settings, state: FeedbackState) -> None:
+    InteractionLog(settings.log_path).append([])
+    first = Ingester(settings, InteractionLog(settings.log_path), state)
+    publish(settings, EVENT, message_id="x")
+    thread = threading.Thread(target=first.run, daemon=True)
+    thread.start()
+    wait_for(lambda: first.stats.stored == 1)
+    first.stop.set()
+    thread.join(10)
+    second = Ingester(settings, InteractionLog(settings.log_path), state)
+    assert "x" in second.seen
+
+
+def test_latest_action_wins_even_when_older_arrives_later(
+    settings: Settings, running: Ingester, redis_client: Redis
+) -> None:
+    publish(settings, {**EVENT, "item_ids": ["a"], "actions": ["dislike"], "timestamp": 200.0})
+    publish(settings, {**EVENT, "item_ids": ["a"], "actions": ["like"], "timestamp": 150.0})
+    wait_for(lambda: running.stats.stored == 2)
+    assert redis_client.hget(f"{settings.key_prefix}user:u1:rated", "a") == b"dislike|200.0"
+
+
+def test_poison_message_is_dropped_not_looping(settings: Settings, running: Ingester) -> None:
+    publish(settings, b"\xff not json")
+    publish(settings, EVENT, message_id="ok")
+    wait_for(lambda: running.stats.stored == 1 and running.stats.rejected == 1)
+    wait_for(lambda: queue_depth(settings) == 0)
+
+
+def test_cleanup_message_truncates_the_log(
+    settings: Settings, running: Ingester, redis_client: Redis
+) -> None:
+    publish(settings, EVENT, message_id="before")
+    wait_for(lambda: running.stats.stored == 1)
+    publish(settings, b"{}", headers={CONTROL_HEADER: CONTROL_CLEANUP})
+    publish(settings, {**EVENT, "user_id": "u2"}, message_id="after")
+    wait_for(lambda: running.stats.cleanups == 1 and running.stats.stored == 2)
+    assert [line["event_id"] for line in logged(settings)] == ["after"]
+    assert not redis_client.exists(f"{settings.key_prefix}user:u1:rated")
+
+
+def test_train_once_publishes_a_model_atomically(
+    settings: Settings, running: Ingester, state: FeedbackState, redis_client: Redis
+) -> None:
+    for u in range(12):
+        items = [f"i{(u % 3) * 5 + j}" for j in range(5)]
+        publish(
+            settings,
+            {
+                "user_id": f"u{u}",
+                "item_ids": items,
+                "actions": ["like"] * 5,
+                "timestamp": 1000.0 + u,
+            },
+        )
+    wait_for(lambda: running.stats.stored == 12)
+    outcome = train_once(settings, InteractionLog(settings.log_path), state)
+    assert outcome.published and outcome.model is not None
+    keys = Keys(settings.key_prefix)
+    assert redis_client.get(keys.model_current).decode() == outcome.model.version
+    assert redis_client.exists(keys.model_blob(outcome.model.version))
+    info = json.loads(redis_client.get(keys.model_info))
+    assert info["version"] == outcome.model.version
+
+
+def test_model_trained_before_a_wipe_is_not_published(
+    settings: Settings, state: FeedbackState, redis_client: Redis
+) -> None:
+    from services.trainer.dataset import from_events
+    from services.trainer.models import fit_model
+    from tests.factories import catalogue, two_taste_events
+
+    items, _ = catalogue(10)
+    model = fit_model("popularity", from_events(two_taste_events(items)))
+    epoch = state.epoch()
+    redis_client.incr(Keys(settings.key_prefix).epoch)  # a /cleanup happened meanwhile
+    assert not state.publish_model(model, epoch, keep=2)
+    assert not redis_client.exists(Keys(settings.key_prefix).model_current)
