@@ -27,6 +27,7 @@ def _serve(factory: str, port: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="run api, collector and trainer together (local default)")
     commands.add_parser("api", help="serve the api (catalogue, /recs) on RECSYS_API_PORT")
     commands.add_parser("collector", help="serve /interact on RECSYS_COLLECTOR_PORT")
     commands.add_parser("trainer", help="consume the queue and retrain every TRAIN_INTERVAL")
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    if args.command == "up":
+        from services.launcher import up
+
+        return up()
     if args.command == "api":
         return _serve("services.api.main:create_app", settings.api_port)
     if args.command == "collector":
@@ -68,5 +73,5 @@ def main(argv: list[str] | None = None) -> int:
     return worker.run_train_once(settings)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m services.cli, as the launcher starts components
     sys.exit(main())
