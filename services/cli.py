@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("ingest", help="consume the queue into the log and Redis only")
     train = commands.add_parser("train", help="train from the log and publish a model")
     train.add_argument("--once", action="store_true", help="one cycle, then exit (default)")
+    rebuild = commands.add_parser(
+        "rebuild", help="restore ratings and the model in Redis from the interaction log"
+    )
+    rebuild.add_argument("--no-train", action="store_true", help="replay ratings only")
     commands.add_parser(
         "evaluate", help="offline evaluation (see `recsys evaluate --help`)", add_help=False
     )
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return worker.run_trainer(settings)
     if args.command == "ingest":
         return worker.run_ingest(settings)
+    if args.command == "rebuild":
+        return worker.run_rebuild(settings, train=not args.no_train)
     return worker.run_train_once(settings)
 
 

@@ -58,7 +58,9 @@ def test_feedback_to_personalised_recommendations(deployment: Deployment) -> Non
         assert collector.post("/interact", json=event).status_code == 200
         rated[f"user-{u}"] = set(likes + dislikes)
 
-    wait_until(lambda: api.get("/model").status_code == 200, 60, "no model published\n" + deployment.logs())
+    wait_until(
+        lambda: api.get("/model").status_code == 200, 60, "no model published\n" + deployment.logs()
+    )
     model = api.get("/model").json()
     assert model["users"] == 30
 
@@ -76,7 +78,9 @@ def test_feedback_to_personalised_recommendations(deployment: Deployment) -> Non
         if len(seen) >= 40:
             break
     # Personalised: the model's picks for user-0 come from the half user-0's group likes.
-    model_picks = [i for i, s in zip(first["item_ids"], first["sources"], strict=True) if s == "model"]
+    model_picks = [
+        i for i, s in zip(first["item_ids"], first["sources"], strict=True) if s == "model"
+    ]
     assert len(model_picks) >= 6
     assert sum(items.index(i) < 30 for i in model_picks) >= len(model_picks) - 1
 
