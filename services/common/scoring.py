@@ -16,7 +16,7 @@ from services.common.serving_model import ServingModel
 DISLIKE_WEIGHT = 0.5
 # Weight of the neighbour signal next to a factor model's own (standardised) scores.
 # Tuned on ML-100k with the harness; it also carries likes made since the last training.
-FACTOR_NEIGHBOUR_WEIGHT = 1.0
+FACTOR_NEIGHBOUR_WEIGHT = 2.0
 # Popularity family: weight of the neighbour signal next to popularity (both scaled to [0, 1]).
 POPULARITY_NEIGHBOUR_WEIGHT = 1.0
 # Popularity only breaks ties among items the neighbour signal does not reach.

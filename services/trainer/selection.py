@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from services.common.serving_model import ServingModel
 from services.evaluation.offline import evaluate_model
-from services.evaluation.splits import temporal_split
+from services.evaluation.splits import stratified_split, temporal_split
 from services.trainer.dataset import Interactions
 from services.trainer.models import FAMILIES, ModelParams, fit_model
 
@@ -30,6 +30,7 @@ def select_model(
     *,
     current: ServingModel | None = None,
     current_score: float | None = None,
+    validation: Literal["temporal", "random"] = "temporal",
 ) -> tuple[ServingModel, dict[str, Any]]:
     """Fit each family on older data, score it on recent data, refit the winner on everything.
 
@@ -38,12 +39,19 @@ def select_model(
     at least as well on this validation slice: a worse model is never published) and
     ``reason``. With too little data to validate, the first family of ``families`` is
     fitted (popularity if there is nothing to learn from).
+
+    ``validation="temporal"`` (production) holds out each user's latest ratings;
+    ``"random"`` holds out a random slice per user, for offline runs whose test split is
+    random too (validation should mirror how the model will be judged).
     """
     params = params or ModelParams()
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
         raise ValueError(f"unknown model families {unknown}; choose from {sorted(FAMILIES)}")
-    train, valid = temporal_split(data, VALIDATION_FRACTION, min_train=2)
+    if validation == "random":
+        train, valid = stratified_split(data, VALIDATION_FRACTION, seed=params.seed, min_train=2)
+    else:
+        train, valid = temporal_split(data, VALIDATION_FRACTION, min_train=2)
     has_validation = bool((valid.values > 0).any()) and bool((train.values > 0).any())
     scores: dict[str, float] = {}
     details: dict[str, dict[str, float]] = {}
@@ -92,6 +100,7 @@ def select_model(
         "publish": publish,
         "reason": reason,
         "published_score": baseline,
+        "validation": validation,
     }
     log.info("selected %s (%s); scores %s; publish=%s", model.family, reason, scores, publish)
     return model, report

@@ -23,8 +23,8 @@ class ModelParams:
 
     # LightFM (WARP). Defaults tuned on ML-100k, see docs/quality.md.
     components: int = 64
-    epochs: int = 30
-    learning_rate: float = 0.05
+    epochs: int = 60
+    learning_rate: float = 0.02
     item_alpha: float = 0.0
     user_alpha: float = 0.0
     max_sampled: int = 10
