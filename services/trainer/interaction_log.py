@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
@@ -18,8 +19,16 @@ log = logging.getLogger(__name__)
 class InteractionLog:
     """One file per instance. A torn last line (crash mid-write) is cut at open."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self._file: BinaryIO | None
+        if read_only:
+            # A reader beside a running ingester (recsys rebuild) must not cut the line
+            # the ingester is writing right now; read() skips an unfinished last line.
+            if not path.exists():
+                raise FileNotFoundError(f"no interaction log at {path}")
+            self._file = None
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._recover()
         self._file = open(path, "ab")  # noqa: SIM115 - held open for the process lifetime
@@ -57,6 +66,7 @@ class InteractionLog:
         """Write the events and fsync: when this returns they survive a crash."""
         if not events:
             return
+        assert self._file is not None, "interaction log opened read-only"
         payload = b"".join(event.model_dump_json().encode() + b"\n" for event in events)
         self._file.write(payload)
         self._file.flush()
@@ -83,12 +93,14 @@ class InteractionLog:
         return ids
 
     def truncate(self) -> None:
+        assert self._file is not None, "interaction log opened read-only"
         self._file.truncate(0)
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -55,6 +55,25 @@ def run_ingest(settings: Settings) -> int:
     return 0
 
 
+def run_rebuild(settings: Settings, *, train: bool) -> int:
+    """Restore ratings (and a model) in Redis from the log after Redis lost its data."""
+    from services.trainer.rebuild import rebuild
+
+    outcome = rebuild(
+        settings, InteractionLog(settings.log_path, read_only=True), _state(settings), train=train
+    )
+    log.info(
+        "rebuild done in %.1fs: %d events of %d users replayed, model published: %s, "
+        "catalogue items: %d",
+        outcome.seconds,
+        outcome.events,
+        outcome.users,
+        outcome.model_published,
+        outcome.catalogue_items,
+    )
+    return 0
+
+
 def write_termination_message(settings: Settings, outcome: TrainingOutcome) -> None:
     if settings.termination_log is not None:
         settings.termination_log.write_text(json.dumps(outcome.summary())[:4000])
