@@ -1,4 +1,10 @@
-"""``recsys up``: the api, the collector and the trainer as one supervised group."""
+"""``recsys up``: the api, the collector and the trainer as one supervised group.
+
+With ``REDIS_URL`` unset it first starts the embedded Redis (see
+:mod:`services.common.embedded_redis`) and hands its URL to the children; with ``AMQP_URL``
+unset the children use the SQLite queue in the data directory. Either way the children run
+the same code as in production.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,28 @@ import sys
 import time
 from types import FrameType
 
+from services.common.embedded_redis import EmbeddedRedis, die_with_parent
+from services.common.settings import Settings, get_settings
+
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("api", "collector", "trainer")
 
 
-def up(components: tuple[str, ...] = COMPONENTS) -> int:
+def child_environment(settings: Settings, redis_url: str | None) -> dict[str, str]:
+    """The children's environment: every backend URL resolved, so they agree on it."""
+    env = os.environ.copy()
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
+    env["AMQP_URL"] = settings.broker_url
+    # Children may run elsewhere relative to the data; give them the absolute path.
+    env["RECSYS_DATA_DIR"] = str(settings.data_dir.resolve())
+    return env
+
+
+def up(components: tuple[str, ...] = COMPONENTS, settings: Settings | None = None) -> int:
     """Start every component; stop all of them when one dies or on Ctrl-C / SIGTERM."""
-    children = {
-        name: subprocess.Popen([sys.executable, "-m", "services.cli", name], env=os.environ.copy())
-        for name in components
-    }
+    settings = settings or get_settings()
     stopping = False
 
     def stop(signum: int, _: FrameType | None) -> None:
@@ -29,6 +46,24 @@ def up(components: tuple[str, ...] = COMPONENTS) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        redis_url = embedded.start()
+    else:
+        redis_url = None
+    if settings.amqp_url is None:
+        log.info("embedded queue: %s", settings.broker_url)
+    env = child_environment(settings, redis_url)
+    children = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "services.cli", name],
+            env=env,
+            preexec_fn=die_with_parent,
+        )
+        for name in components
+    }
     log.info("started %s", ", ".join(f"{n} (pid {p.pid})" for n, p in children.items()))
     exit_code = 0
     while not stopping:
@@ -38,6 +73,10 @@ def up(components: tuple[str, ...] = COMPONENTS) -> int:
                 log.error("%s exited with code %s; stopping the others", name, code)
                 exit_code = code or 1
                 stopping = True
+        if embedded is not None and embedded.poll() is not None:
+            log.error("embedded redis exited; stopping the others (see %s)", embedded.log_path)
+            exit_code = 1
+            stopping = True
         time.sleep(0.2)
     for child in children.values():
         if child.poll() is None:
@@ -48,4 +87,7 @@ def up(components: tuple[str, ...] = COMPONENTS) -> int:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
+    # Last, so the trainer's final writes still reach it.
+    if embedded is not None:
+        embedded.stop()
     return exit_code

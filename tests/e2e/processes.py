@@ -1,4 +1,5 @@
-"""Start recsys components as real processes against the real Redis and RabbitMQ."""
+"""Start recsys as real processes: components one by one against the real Redis and
+RabbitMQ, or (embedded settings: no AMQP_URL) the whole of ``recsys up`` in embedded mode."""
 
 from __future__ import annotations
 
@@ -38,12 +39,24 @@ class Deployment:
     def collector(self) -> str:
         return f"http://127.0.0.1:{self.collector_port}"
 
+    @property
+    def embedded(self) -> bool:
+        """Embedded mode: `recsys up` starts its own Redis and uses the SQLite queue."""
+        return self.settings.amqp_url is None
+
     def env(self) -> dict[str, str]:
         s = self.settings
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("REDIS_URL", "AMQP_URL", "RECSYS_REDIS_URL", "RECSYS_AMQP_URL")
+        }
+        backends = (
+            {} if self.embedded else {"REDIS_URL": str(s.redis_url), "AMQP_URL": s.broker_url}
+        )
         return {
-            **os.environ,
-            "REDIS_URL": s.redis_url,
-            "AMQP_URL": s.amqp_url,
+            **inherited,
+            **backends,
             "RECSYS_KEY_PREFIX": s.key_prefix,
             "RECSYS_QUEUE": s.queue,
             "RECSYS_ROUTING_KEY": s.routing_key,
@@ -75,7 +88,8 @@ class Deployment:
             process.wait(5)
 
     def start_all(self) -> None:
-        for name in ("api", "collector", "trainer"):
+        """The three components; in embedded mode the one `recsys up` that runs them."""
+        for name in ("up",) if self.embedded else ("api", "collector", "trainer"):
             self.start(name)
         self.wait_healthy()
 

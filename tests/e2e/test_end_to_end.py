@@ -13,7 +13,7 @@ from services.common.settings import Settings
 from tests.e2e.processes import Deployment
 from tests.factories import catalogue
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backends("real", "embedded")]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The api against the real Redis and RabbitMQ: contract, /recs rules, cleanup, auth."""
+"""The api on both backends: contract, /recs rules, cleanup, auth."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from services.api.main import create_app
 from services.common.settings import Settings
 from tests.conftest import closed_port_url, queued_messages
 from tests.factories import catalogue, event, feedback_state, publish, two_taste_events
+
+pytestmark = pytest.mark.backends("real", "embedded")
 
 
 @pytest.fixture
@@ -130,7 +132,7 @@ def test_cleanup_wipes_state_and_queue(
     assert recs(client, "u") == []
     assert client.get("/model").status_code == 404
     # What stays queued is the control message telling the trainer to drop its log.
-    assert [p.headers for p, _ in queued_messages(settings)] == [{"x-recsys-control": "cleanup"}]
+    assert [m.headers for m in queued_messages(settings)] == [{"x-recsys-control": "cleanup"}]
 
 
 def test_admin_token_guards_cleanup_and_add_items(settings: Settings) -> None:

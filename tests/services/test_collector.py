@@ -1,4 +1,4 @@
-"""The collector against the real RabbitMQ: confirmed publish, bad input, broker down."""
+"""The collector on both brokers: confirmed publish, bad input, broker down."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from fastapi.testclient import TestClient
 
 from services.collector.main import create_app
 from services.common.settings import Settings
-from tests.conftest import closed_port_url, queued_messages
+from tests.conftest import broker_down_url, queued_messages
+
+pytestmark = pytest.mark.backends("real", "embedded")
 
 
 @pytest.fixture
@@ -29,10 +31,10 @@ def test_interact_publishes_a_persistent_message_with_an_id(
     }
     response = client.post("/interact", json=event)
     assert response.status_code == 200, response.text
-    [(properties, body)] = queued_messages(settings)
-    assert json.loads(body) == event
-    assert properties.delivery_mode == 2
-    assert properties.message_id == response.json()["event_id"]
+    [message] = queued_messages(settings)
+    assert json.loads(message.body) == event
+    assert message.persistent
+    assert message.message_id == response.json()["event_id"]
 
 
 def test_missing_timestamp_gets_server_time(client: TestClient, settings: Settings) -> None:
@@ -40,14 +42,14 @@ def test_missing_timestamp_gets_server_time(client: TestClient, settings: Settin
         "/interact", json={"user_id": "u", "item_ids": ["i"], "actions": ["like"]}
     )
     assert response.status_code == 200
-    [(_, body)] = queued_messages(settings)
-    assert json.loads(body)["timestamp"] > 1.7e9
+    [message] = queued_messages(settings)
+    assert json.loads(message.body)["timestamp"] > 1.7e9
 
 
 def test_integer_timestamp_is_accepted(client: TestClient, settings: Settings) -> None:
     body = {"user_id": "u", "item_ids": ["i"], "actions": ["like"], "timestamp": 1726148676}
     assert client.post("/interact", json=body).status_code == 200
-    assert json.loads(queued_messages(settings)[0][1])["timestamp"] == 1726148676.0
+    assert json.loads(queued_messages(settings)[0].body)["timestamp"] == 1726148676.0
 
 
 GOOD = {"user_id": "u", "item_ids": ["a", "b"], "actions": ["like", "dislike"]}
@@ -110,7 +112,9 @@ def test_body_over_the_limit_is_413(client: TestClient, settings: Settings) -> N
 
 
 def test_broker_down_gives_503_and_healthcheck_names_it(settings: Settings) -> None:
-    down = settings.model_copy(update={"amqp_url": closed_port_url("amqp"), "publish_timeout": 1.0})
+    down = settings.model_copy(
+        update={"amqp_url": broker_down_url(settings), "publish_timeout": 1.0}
+    )
     with TestClient(create_app(down)) as client:
         response = client.post("/interact", json=GOOD)
         assert response.status_code == 503

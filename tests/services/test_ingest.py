@@ -1,4 +1,4 @@
-"""Ingest against the real RabbitMQ and Redis: log before ack, dedup, cleanup, training."""
+"""Ingest on both backends: log before ack, dedup, cleanup, training."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-import pika
 import pytest
 from redis import Redis
 
@@ -18,22 +17,19 @@ from services.trainer.feedback_state import FeedbackState
 from services.trainer.ingest import Ingester
 from services.trainer.interaction_log import InteractionLog
 from services.trainer.training import train_once
+from tests.brokers import publish_raw, queue_depth
+
+pytestmark = pytest.mark.backends("real", "embedded")
 
 
-def publish(settings: Settings, body: dict[str, object] | bytes, **props: object) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    channel = connection.channel()
-    channel.exchange_declare(settings.exchange, "direct", durable=True)
-    channel.queue_declare(settings.queue, durable=True)
-    channel.queue_bind(settings.queue, settings.exchange, settings.routing_key)
-    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    channel.basic_publish(
-        settings.exchange,
-        settings.routing_key,
-        payload,
-        pika.BasicProperties(delivery_mode=2, **props),  # type: ignore[arg-type]
-    )
-    connection.close()
+def publish(
+    settings: Settings,
+    body: dict[str, object] | bytes,
+    *,
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    publish_raw(settings, body, message_id=message_id, headers=headers)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -43,13 +39,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
-
-
-def queue_depth(settings: Settings) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    depth = connection.channel().queue_declare(settings.queue, passive=True).method.message_count
-    connection.close()
-    return int(depth)
 
 
 @pytest.fixture
