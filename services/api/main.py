@@ -45,7 +45,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="recsys api", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    install_common(app, service="api", cors_origins=settings.cors_origin_list)
+    install_common(
+        app,
+        service="api",
+        cors_origins=settings.cors_origin_list,
+        limits=(
+            settings.max_concurrent_requests,
+            settings.max_waiting_requests,
+            settings.max_wait_seconds,
+        ),
+    )
     for module in (recs, catalogue, admin, health):
         app.include_router(module.router)
     return app

@@ -28,7 +28,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="recsys collector", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    install_common(app, service="collector", cors_origins=settings.cors_origin_list)
+    install_common(
+        app,
+        service="collector",
+        cors_origins=settings.cors_origin_list,
+        limits=(
+            settings.max_concurrent_requests,
+            settings.max_waiting_requests,
+            settings.max_wait_seconds,
+        ),
+    )
     app.include_router(interact.router)
     app.include_router(health.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, OVERLOAD_REJECTIONS
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -79,6 +80,58 @@ class BodySizeLimit:
             await _too_large(self.limit)(scope, receive, send)
 
 
+class ConcurrencyLimit:
+    """Bounds the requests in flight per process; overflow gets a quick 503, not a pile-up.
+
+    Up to ``max_concurrent`` requests run; up to ``max_waiting`` more wait at most
+    ``max_wait`` seconds for a slot; the rest are refused at once with ``Retry-After``.
+    Probes and metrics are exempt so an overloaded pod is not also declared dead.
+    """
+
+    EXEMPT = frozenset({"/healthcheck", "/metrics"})
+
+    def __init__(
+        self, app: ASGIApp, max_concurrent: int, max_waiting: int, max_wait: float
+    ) -> None:
+        self.app = app
+        self.max_waiting = max_waiting
+        self.max_wait = max_wait
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._waiting = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self._slots.locked():
+            if self._waiting >= self.max_waiting:
+                await _overloaded("too many requests waiting")(scope, receive, send)
+                return
+            self._waiting += 1
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.max_wait)
+            except TimeoutError:
+                await _overloaded("no request slot within the wait limit")(scope, receive, send)
+                return
+            finally:
+                self._waiting -= 1
+        else:
+            await self._slots.acquire()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
+
+
+def _overloaded(reason: str) -> JSONResponse:
+    OVERLOAD_REJECTIONS.inc()
+    return JSONResponse(
+        {"error": f"overloaded: {reason}; retry later"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 class _BodyTooLargeError(Exception):
     pass
 
@@ -94,8 +147,17 @@ def error_body(message: str, details: Any = None) -> dict[str, Any]:
     return body
 
 
-def install_common(app: FastAPI, *, service: str, cors_origins: list[str]) -> None:
-    """Add CORS, metrics, body limits, JSON errors and GET /metrics to an app."""
+def install_common(
+    app: FastAPI,
+    *,
+    service: str,
+    cors_origins: list[str],
+    limits: tuple[int, int, float] | None = None,
+) -> None:
+    """Add CORS, metrics, body limits, JSON errors and GET /metrics to an app.
+
+    ``limits`` is (max concurrent, max waiting, max wait seconds) for ConcurrencyLimit.
+    """
     app.add_middleware(
         CORSMiddleware,
         allow_origins=cors_origins,
@@ -103,6 +165,11 @@ def install_common(app: FastAPI, *, service: str, cors_origins: list[str]) -> No
         allow_headers=["*"],
     )
     app.add_middleware(BodySizeLimit)
+    if limits is not None:
+        # Outside the body limit and CORS, inside metrics: refusals are still counted.
+        app.add_middleware(
+            ConcurrencyLimit, max_concurrent=limits[0], max_waiting=limits[1], max_wait=limits[2]
+        )
     app.add_middleware(MetricsMiddleware, service=service)
 
     @app.exception_handler(RequestValidationError)

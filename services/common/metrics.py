@@ -15,6 +15,10 @@ HTTP_LATENCY = Histogram(
     ["service", "route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+OVERLOAD_REJECTIONS = Counter(
+    "recsys_http_overload_rejections_total",
+    "Requests refused with 503 because the concurrency limit and wait queue were full.",
+)
 EVENTS_PUBLISHED = Counter(
     "recsys_events_published_total", "Events confirmed by the broker (collector)."
 )

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(5.0, gt=0)
     redis_timeout: float = Field(2.0, gt=0)
     max_inflight_publishes: int = Field(2000, ge=1)
+    # Per-instance overload protection: beyond these, requests get 503 at once instead of
+    # piling up until memory or latency give out (health and metrics are exempt).
+    max_concurrent_requests: int = Field(256, ge=1)
+    max_waiting_requests: int = Field(512, ge=0)
+    max_wait_seconds: float = Field(2.0, ge=0)
 
     admin_token: str | None = None
     cors_origins: str = "*"
