@@ -24,10 +24,18 @@ end
 return 1
 """
 
-# Switch the served model only if no /cleanup happened since training started.
+# A blob expires until the pointer switch makes it permanent: a trainer killed between the
+# upload and the switch leaves no orphan behind for long.
+ORPHAN_BLOB_TTL = 3600
+
+# Switch the served model only if no /cleanup happened since training started, and only to
+# a blob that is really there (an expired or wiped upload is never announced).
 _PUBLISH = """
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then
   redis.call('DEL', KEYS[2])
+  return 0
+end
+if redis.call('PERSIST', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
 redis.call('SET', KEYS[3], ARGV[2])
@@ -81,7 +89,7 @@ class FeedbackState:
     def publish_model(self, model: ServingModel, epoch: str, keep: int) -> bool:
         """Upload the blob, then switch the pointer atomically; False if a wipe intervened."""
         blob_key = self.keys.model_blob(model.version)
-        self.redis.set(blob_key, model.to_bytes())
+        self.redis.set(blob_key, model.to_bytes(), ex=ORPHAN_BLOB_TTL)
         switched = self._publish(
             keys=[
                 self.keys.epoch,
