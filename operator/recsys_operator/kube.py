@@ -95,6 +95,7 @@ class Kube:
 
     def __init__(self, api_client: kclient.ApiClient) -> None:
         self._client = api_client
+        self.closed = False
 
     @classmethod
     async def from_environment(cls) -> Kube:
@@ -110,6 +111,7 @@ class Kube:
 
     async def close(self) -> None:
         """Release the connection pool."""
+        self.closed = True
         await self._client.close()  # type: ignore[no-untyped-call]
 
     async def _call(

@@ -78,8 +78,13 @@ async def probe_api(memo: kopf.Memo, **_: Any) -> bool:
 @kopf.on.create(c.GROUP, c.VERSION, c.PLURAL)
 @kopf.on.update(c.GROUP, c.VERSION, c.PLURAL)
 async def reconcile(
-    body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-    memo: kopf.Memo, logger: Any, **_: Any,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: Any,
+    **_: Any,
 ) -> None:
     """Spec created/changed/operator restarted: apply every child, record status."""
     generation = int(meta.get("generation") or 0)
@@ -104,7 +109,9 @@ async def scheduler(
 ) -> None:
     """Per-instance loop: training Jobs, outcome, readiness; full resync now and then."""
     last_resync = time.monotonic()
-    while not stopped:
+    # kopf may restart a daemon cancelled during shutdown after the client is closed: the
+    # `closed` check ends such a late restart at once instead of erroring until killed.
+    while not stopped and not memo.kube.closed:
         resync = time.monotonic() - last_resync >= memo.config.resync_seconds
         try:
             await scheduler_tick(

@@ -25,8 +25,7 @@ def validate(name: str, spec: Mapping[str, Any]) -> RecSystemSpec:
     problems: list[str] = []
     if len(name) > MAX_NAME_LENGTH:
         problems.append(
-            f"metadata.name must be at most {MAX_NAME_LENGTH} characters "
-            "(child names get suffixes)"
+            f"metadata.name must be at most {MAX_NAME_LENGTH} characters (child names get suffixes)"
         )
     parsed: RecSystemSpec | None = None
     try:

@@ -22,9 +22,7 @@ def build_service_monitor(inst: Instance) -> Obj | None:
         "kind": "ServiceMonitor",
         "metadata": meta,
         "spec": {
-            "selector": {
-                "matchLabels": {c.LABEL_NAME: c.APP_NAME, c.LABEL_INSTANCE: inst.name}
-            },
+            "selector": {"matchLabels": {c.LABEL_NAME: c.APP_NAME, c.LABEL_INSTANCE: inst.name}},
             "namespaceSelector": {"matchNames": [inst.namespace]},
             "endpoints": [{"port": "http", **endpoint}, {"port": "metrics", **endpoint}],
         },

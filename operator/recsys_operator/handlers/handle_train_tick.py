@@ -62,14 +62,19 @@ async def training_status(
     if found is None:
         if not any(cond.get("type") == c.COND_TRAINING for cond in previous):
             updates.append(
-                condition(c.COND_TRAINING, None, "NoRunYet", "no training run finished yet",
-                          generation, now, previous)
+                condition(
+                    c.COND_TRAINING,
+                    None,
+                    "NoRunYet",
+                    "no training run finished yet",
+                    generation,
+                    now,
+                    previous,
+                )
             )
     else:
         info, _job = found
-        pods = await kube.list(
-            "v1", "Pod", inst.namespace, {c.LABEL_JOB_NAME_LEGACY: info.name}
-        )
+        pods = await kube.list("v1", "Pod", inst.namespace, {c.LABEL_JOB_NAME_LEGACY: info.name})
         result = outcome(info, pods)
         patch["lastTrainingJob"] = result.job
         updates.append(

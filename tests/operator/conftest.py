@@ -1,0 +1,240 @@
+"""Run the real kopf operator against an in-memory API server (kmock), in the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kopf
+import kubernetes.config.kube_config
+import pytest
+import yaml
+from recsys_operator import constants as c
+from recsys_operator.config import OperatorConfig
+from recsys_operator.kube import path_for
+
+from tests.operator.emulator import RecsysEmulator
+
+NAMESPACE = "shop"
+VERBS = {"list", "watch", "get", "create", "patch", "delete"}
+
+# (group/version/plural, kind) of everything the operator reads, writes or watches.
+RESOURCES = [
+    ("recsys.io/v1alpha1/recsystems", c.KIND, {"status"}),
+    ("v1/configmaps", "ConfigMap", set()),
+    ("v1/secrets", "Secret", set()),
+    ("v1/services", "Service", set()),
+    ("v1/persistentvolumeclaims", "PersistentVolumeClaim", set()),
+    ("v1/pods", "Pod", set()),
+    ("v1/events", "Event", set()),
+    ("apps/v1/deployments", "Deployment", {"status"}),
+    ("batch/v1/jobs", "Job", {"status"}),
+    ("batch/v1/cronjobs", "CronJob", set()),
+    ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", set()),
+    ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", set()),
+    ("networking.k8s.io/v1/ingresses", "Ingress", set()),
+    ("monitoring.coreos.com/v1/servicemonitors", "ServiceMonitor", set()),
+    ("monitoring.coreos.com/v1/prometheusrules", "PrometheusRule", set()),
+]
+
+
+def sample_recsystem(name: str = "demo", **spec: Any) -> dict[str, Any]:
+    """A minimal valid RecSystem; keyword arguments override spec sections."""
+    body: dict[str, Any] = {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND,
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "image": "recsys:test",
+            "redis": {"secretRef": {"name": "redis-conn"}},
+            "amqp": {"secretRef": {"name": "amqp-conn"}},
+            "training": {"intervalSeconds": 30},
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+class Cluster:
+    """Test-side client of the emulated API server (independent of the operator's Kube)."""
+
+    def __init__(self, emulator: RecsysEmulator) -> None:
+        self.emulator = emulator
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await getattr(self.emulator, method)(path, **kwargs)
+        async with response:
+            payload = await response.json(content_type=None)
+            if response.status >= 400:
+                raise AssertionError(f"{method.upper()} {path}: {response.status} {payload}")
+            return payload
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        path = path_for(obj["apiVersion"], obj["kind"], meta.get("namespace", NAMESPACE))
+        result: dict[str, Any] = await self._request("post", path, json=obj)
+        return result
+
+    async def get(self, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
+        response = await self.emulator.get(path_for(api_version, kind, NAMESPACE, name))
+        async with response:
+            if response.status == 404:
+                return None
+            result: dict[str, Any] = await response.json(content_type=None)
+            return result
+
+    async def list(self, api_version: str, kind: str, **labels: str) -> list[dict[str, Any]]:
+        params = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())}
+        payload = await self._request("get", path_for(api_version, kind, NAMESPACE), params=params)
+        items: list[dict[str, Any]] = payload["items"]
+        return items
+
+    async def patch(
+        self, api_version: str, kind: str, name: str, patch: Any, subresource: str = ""
+    ) -> dict[str, Any]:
+        path = path_for(api_version, kind, NAMESPACE, name) + (
+            f"/{subresource}" if subresource else ""
+        )
+        headers = {"Content-Type": "application/merge-patch+json"}
+        result: dict[str, Any] = await self._request("patch", path, json=patch, headers=headers)
+        return result
+
+    async def delete(self, api_version: str, kind: str, name: str) -> None:
+        await self._request("delete", path_for(api_version, kind, NAMESPACE, name))
+
+    async def eventually(
+        self,
+        probe: Callable[[], Awaitable[Any]],
+        timeout: float = 10.0,
+        message: str = "condition",
+    ) -> Any:
+        """Poll ``probe`` until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = await probe()
+            if last:
+                return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {message}; last value: {last!r}")
+
+    async def get_eventually(self, api_version: str, kind: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.eventually(
+            lambda: self.get(api_version, kind, name), message=f"{kind}/{name}"
+        )
+        return result
+
+    async def gone_eventually(self, api_version: str, kind: str, name: str) -> None:
+        async def gone() -> bool:
+            return await self.get(api_version, kind, name) is None
+
+        await self.eventually(gone, message=f"{kind}/{name} to be deleted")
+
+
+def _declare_resources(emulator: RecsysEmulator) -> None:
+    for key, kind, subresources in RESOURCES:
+        emulator.resources[key] = kmock.ResourceInfo(
+            kind=kind,
+            namespaced=True,
+            verbs=VERBS,
+            subresources=subresources,
+            singular=kind.lower(),
+        )
+    # kopf waits for these two to appear in discovery before it starts any watcher.
+    for key, kind in (
+        ("v1/namespaces", "Namespace"),
+        ("apiextensions.k8s.io/v1/customresourcedefinitions", "CustomResourceDefinition"),
+    ):
+        emulator.resources[key] = kmock.ResourceInfo(
+            kind=kind, namespaced=False, verbs=VERBS, singular=kind.lower()
+        )
+
+
+@pytest.fixture()
+def operator_config() -> OperatorConfig:
+    """Fast ticks so scheduling tests take seconds, not minutes."""
+    return OperatorConfig(default_image="recsys:default", tick_seconds=0.2, resync_seconds=1.0)
+
+
+@pytest.fixture()
+async def cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operator_config: OperatorConfig
+) -> AsyncIterator[Cluster]:
+    """An emulated API server with the operator running against it."""
+    async with RecsysEmulator() as emulator, kmock.Server(emulator) as server:
+        _declare_resources(emulator)
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "kmock",
+                    "clusters": [
+                        {"name": "kmock", "cluster": {"server": str(server.url).rstrip("/")}}
+                    ],
+                    "users": [{"name": "kmock", "user": {"token": "test"}}],
+                    "contexts": [
+                        {"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}
+                    ],
+                }
+            )
+        )
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        # The client computes its default location at import time; point it here as well.
+        monkeypatch.setattr(
+            kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig)
+        )
+        import recsys_operator.main  # noqa: F401  (registers the handlers)
+
+        # kopf runs in its own thread and loop: at exit it cancels every task it did not see
+        # at startup, which in a shared loop would include pytest's own fixture finalizers.
+        stop, ready = threading.Event(), threading.Event()
+        settings = kopf.OperatorSettings()
+        # Shorter than production so that teardown does not wait for idle workers.
+        settings.batching.idle_timeout = 0.5
+        settings.batching.exit_timeout = 0.5
+        errors: list[BaseException] = []
+
+        def run_operator() -> None:
+            try:
+                asyncio.run(
+                    kopf.operator(
+                        clusterwide=True,
+                        standalone=True,
+                        stop_flag=stop,
+                        ready_flag=ready,
+                        memo=kopf.Memo(config=operator_config),
+                        settings=settings,
+                    )
+                )
+            except BaseException as exc:  # surfaced by the fixture's teardown
+                errors.append(exc)
+
+        thread = threading.Thread(target=run_operator, name="kopf", daemon=True)
+        thread.start()
+        assert await asyncio.to_thread(ready.wait, 15), f"operator did not start: {errors}"
+        try:
+            yield Cluster(emulator)
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, 15)
+            assert not thread.is_alive(), "operator did not stop"
+            assert not errors, f"operator crashed: {errors}"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_loggers() -> None:
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def deep(obj: Any) -> Any:
+    """Deep copy helper for tests that mutate fixtures."""
+    return copy.deepcopy(obj)
