@@ -22,6 +22,8 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("REDIS_URL", "RECSYS_REDIS_URL")
     )
     amqp_url: str | None = Field(None, validation_alias=AliasChoices("AMQP_URL", "RECSYS_AMQP_URL"))
+    # Embedded Redis: fsync every write (default) or once a second (faster, may lose 1 s).
+    embedded_redis_fsync: Literal["always", "everysec"] = "always"
     # Isolation between instances sharing one Redis / one broker.
     key_prefix: str = "recsys:"
     exchange: str = "user.interact"
@@ -42,8 +44,8 @@ class Settings(BaseSettings):
     exploration_rate: float = Field(0.2, ge=0, le=1)
     model: Literal["auto", "lightfm", "ease", "popularity"] = "auto"
     lightfm_components: int = Field(64, ge=1, le=1024)
-    lightfm_epochs: int = Field(30, ge=1, le=1000)
-    lightfm_learning_rate: float = Field(0.05, gt=0, le=1)
+    lightfm_epochs: int = Field(60, ge=1, le=1000)
+    lightfm_learning_rate: float = Field(0.02, gt=0, le=1)
     train_threads: int = Field(2, ge=1, le=64)
     models_kept: int = Field(2, ge=1, le=20)
 
