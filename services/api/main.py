@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.api.recommender import Recommender
-from services.api.routes import admin, catalogue, health, recs
+from services.api.routes import admin, catalogue, demo, health, recs
 from services.api.serving_state import ServingStateCache
 from services.api.store import ServingStore
 from services.common.broker import open_publisher
@@ -55,6 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_wait_seconds,
         ),
     )
-    for module in (recs, catalogue, admin, health):
+    for module in (recs, catalogue, admin, health, demo):
         app.include_router(module.router)
     return app

@@ -60,8 +60,13 @@ class ServingStore:
             pipe.sadd(self.keys.shown(user_id), *items)
         await pipe.execute()
 
-    async def add_items(self, items: Sequence[str], genres: Sequence[Sequence[str]] | None) -> int:
-        """Upsert items (genres replaced when given); returns how many were new."""
+    async def add_items(
+        self,
+        items: Sequence[str],
+        genres: Sequence[Sequence[str]] | None,
+        titles: Sequence[str] | None = None,
+    ) -> int:
+        """Upsert items (genres and titles replaced when given); returns how many were new."""
         existing = await self.redis.hmget(self.keys.catalogue, list(items))
         mapping: dict[Any, Any] = {}
         for index, (item, old) in enumerate(zip(items, existing, strict=True)):
@@ -69,11 +74,15 @@ class ServingStore:
                 mapping[item] = json.dumps(list(genres[index]))
             elif old is None:
                 mapping[item] = "[]"
-        if not mapping:
+        if not mapping and titles is None:
             return 0
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.catalogue, mapping=mapping)
-        pipe.incr(self.keys.catalogue_version)
+        if mapping:
+            pipe.hset(self.keys.catalogue, mapping=mapping)
+            pipe.incr(self.keys.catalogue_version)
+        if titles is not None:
+            # Titles do not change rankings, so the catalogue version stays.
+            pipe.hset(self.keys.titles, mapping=dict(zip(items, titles, strict=True)))
         await pipe.execute()
         return sum(1 for old in existing if old is None)
 
@@ -86,6 +95,20 @@ class ServingStore:
         pipe.hgetall(self.keys.catalogue)
         version, raw = await pipe.execute()
         return int(version or 0), {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    async def item_details(self, items: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
+        """(id, title, genres) of the given ids that are in the catalogue, in order."""
+        if not items:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.catalogue, list(items))
+        pipe.hmget(self.keys.titles, list(items))
+        genres, titles = await pipe.execute()
+        return [
+            (item, _text(title) if title is not None else None, json.loads(raw))
+            for item, raw, title in zip(items, genres, titles, strict=True)
+            if raw is not None
+        ]
 
     async def model_blob(self, version: str) -> bytes | None:
         blob = await self.redis.get(self.keys.model_blob(version))

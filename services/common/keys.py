@@ -15,6 +15,11 @@ class Keys:
         return f"{self.prefix}catalogue"
 
     @property
+    def titles(self) -> str:
+        """HASH item id -> display title (optional; only the demo page reads it)."""
+        return f"{self.prefix}catalogue:titles"
+
+    @property
     def catalogue_version(self) -> str:
         """Counter bumped whenever the catalogue changes, so api replicas reload it."""
         return f"{self.prefix}catalogue:version"

@@ -207,3 +207,31 @@ def test_metrics_count_recommendation_sources(client: TestClient) -> None:
     assert 'recsys_recommendations_total{source="popular"}' in text
     assert 'recsys_recommendations_total{source="exploration"}' in text
     assert 'route="/recs/{user_id}"' in text
+
+
+def test_titles_are_optional_and_served_by_items(client: TestClient) -> None:
+    body = {"item_ids": ["a", "b"], "genres": [["Drama"], []], "titles": ["Alpha", "Beta"]}
+    response = client.post("/add_items", json=body)
+    assert response.json() == {"status": "ok", "added": 2, "total": 2}
+    add(client, ["c"])  # the original contract: no titles
+    found = client.get("/items?id=c&id=nope&id=a").json()
+    assert found == {
+        "items": [
+            {"item_id": "c", "title": None, "genres": []},
+            {"item_id": "a", "title": "Alpha", "genres": ["Drama"]},
+        ]
+    }
+    bad = client.post("/add_items", json={"item_ids": ["x"], "titles": ["one", "two"]})
+    assert bad.status_code == 422 and "error" in bad.json()
+    assert client.get("/items").status_code == 422
+
+
+def test_demo_page_is_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "static/demo.js" in page.text
+    assert "text/javascript" in client.get("/static/demo.js").headers["content-type"]
+    sample = client.get("/static/sample-catalogue.json").json()
+    assert len(sample["items"]) == 64 and all(i["title"] and i["genres"] for i in sample["items"])
+    assert client.get("/static/..%2Fmain.py").status_code == 404
+    assert client.get("/static/nope.js").status_code == 404

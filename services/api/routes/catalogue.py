@@ -1,21 +1,41 @@
-"""POST /add_items: upsert catalogue items, in as many batches as needed."""
+"""POST /add_items: upsert catalogue items, in as many batches as needed; GET /items."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
 from redis.exceptions import RedisError
 
 from services.api.deps import AdminDep, StoreDep
-from services.api.schemas import AddItemsRequest, AddItemsResponse
+from services.api.schemas import AddItemsRequest, AddItemsResponse, ItemDetails, ItemsResponse
+from services.common.events import MAX_ID_LENGTH
 
-router = APIRouter(tags=["catalogue"], dependencies=[AdminDep])
+router = APIRouter(tags=["catalogue"])
+
+MAX_LOOKUP = 100
 
 
-@router.post("/add_items", response_model=AddItemsResponse)
+@router.post("/add_items", response_model=AddItemsResponse, dependencies=[AdminDep])
 async def add_items(body: AddItemsRequest, store: StoreDep) -> AddItemsResponse:
     try:
-        added = await store.add_items(body.item_ids, body.genres)
+        added = await store.add_items(body.item_ids, body.genres, body.titles)
         total = await store.catalogue_size()
     except RedisError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"redis: {error}") from error
     return AddItemsResponse(added=added, total=total)
+
+
+@router.get("/items", response_model=ItemsResponse)
+async def items(
+    store: StoreDep,
+    ids: Annotated[list[str], Query(alias="id", min_length=1, max_length=MAX_LOOKUP)],
+) -> ItemsResponse:
+    """Titles and genres of catalogue items (``?id=a&id=b``); unknown ids are left out."""
+    if any(not item or len(item) > MAX_ID_LENGTH for item in ids):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad item id")
+    try:
+        found = await store.item_details(ids)
+    except RedisError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"redis: {error}") from error
+    return ItemsResponse(items=[ItemDetails(item_id=i, title=t, genres=g) for i, t, g in found])
