@@ -1,0 +1,80 @@
+"""1) Serving: /recs throughput and latency next to the hello floor, interleaved rounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+
+from bench.fixture import ServingSetup
+from bench.lib import REDIS_URL, Hello, interleaved, log, paired_ratio, summarise, wrk
+
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 20.0
+
+
+def impressions(prefix: str, limit: int = 200_000) -> dict[str, int]:
+    """How many users have impressions recorded and how many items were recorded in all."""
+    redis = Redis.from_url(REDIS_URL)
+    keys: list[bytes] = []
+    for key in redis.scan_iter(match=f"{prefix}user:*:shown", count=2000):
+        keys.append(key)
+        if len(keys) >= limit:
+            break
+    total = 0
+    for start in range(0, len(keys), 5000):
+        pipe = redis.pipeline(transaction=False)
+        for key in keys[start : start + 5000]:
+            pipe.scard(key)
+        total += sum(pipe.execute())
+    redis.close()
+    return {"users_with_impressions": len(keys), "impressions": total}
+
+
+def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
+    users = len(setup.ratings.user_ids)
+    env_recs = {"BENCH_PATH": "/recs/u", "BENCH_USERS": str(users)}
+    env_hello = {"BENCH_PATH": "/hello?u=", "BENCH_USERS": str(users)}
+    before = impressions(setup.instance.prefix)
+    with Hello() as hello:
+        # Short warm-up of both, unmeasured.
+        wrk(hello.url, "recs.lua", seconds=1, connections=connections, env=env_hello)
+        wrk(setup.instance.api, "recs.lua", seconds=1, connections=connections, env=env_recs)
+        log(f"serving: {rounds} rounds of {seconds:.0f}s, {connections} connections")
+        results = interleaved(
+            rounds,
+            {
+                "hello": lambda: wrk(
+                    hello.url, "recs.lua", seconds=seconds, connections=connections, env=env_hello
+                ),
+                "recs": lambda: wrk(
+                    setup.instance.api,
+                    "recs.lua",
+                    seconds=seconds,
+                    connections=connections,
+                    env=env_recs,
+                ),
+            },
+        )
+    after = impressions(setup.instance.prefix)
+    recs, floor = summarise(results["recs"]), summarise(results["hello"])
+    ratio = paired_ratio(results["recs"], results["hello"])
+    return {
+        "users": users,
+        "items": len(setup.ratings.item_ids),
+        "ratings": len(setup.ratings),
+        "model_family": setup.model.family,
+        "connections": connections,
+        "rounds": rounds,
+        "seconds_per_round": seconds,
+        "recs": recs,
+        "hello": floor,
+        "ratio": ratio,
+        "impressions_before": before,
+        "impressions_after": after,
+        "targets": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
+        "met": {
+            "ratio": ratio["median"] >= TARGET_RATIO,
+            "p99": recs["p99_ms"] < TARGET_P99_MS,
+        },
+    }
