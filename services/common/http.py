@@ -43,7 +43,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            # path_format drops converters ("{user_id:path}" -> "{user_id}"): stable labels.
+            path = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
             HTTP_REQUESTS.labels(self.service, path, scope["method"], str(status)).inc()
             HTTP_LATENCY.labels(self.service, path).observe(time.perf_counter() - start)
 
@@ -64,19 +65,32 @@ class BodySizeLimit:
                 await _too_large(self.limit)(scope, receive, send)
                 return
         received = 0
+        too_large = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _BodyTooLargeError
+                    # Not an exception: the framework would turn it into a 400 "error
+                    # parsing the body". The app sees a disconnect and its answer is dropped.
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLargeError:
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+        if too_large and not started:
             await _too_large(self.limit)(scope, receive, send)
 
 
@@ -130,10 +144,6 @@ def _overloaded(reason: str) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": "1"},
     )
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 def _too_large(limit: int) -> JSONResponse:

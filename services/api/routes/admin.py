@@ -14,7 +14,10 @@ router = APIRouter(tags=["admin"], dependencies=[AdminDep])
 log = logging.getLogger(__name__)
 
 
-@router.api_route("/cleanup", methods=["GET", "POST"])
+# Two routes, not one api_route with two methods: FastAPI would give both operations the
+# same operationId, an invalid OpenAPI document for client generators and fuzzers.
+@router.get("/cleanup", operation_id="cleanup_get")
+@router.post("/cleanup", operation_id="cleanup")
 async def cleanup(store: StoreDep, cache: CacheDep, publisher: PublisherDep) -> dict[str, object]:
     """Purge the queue, tell the trainer to drop its log, delete every Redis key."""
     try:

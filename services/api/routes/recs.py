@@ -14,7 +14,9 @@ from services.common.events import MAX_ID_LENGTH
 router = APIRouter(tags=["recommendations"])
 
 
-@router.get("/recs/{user_id}", response_model=RecsResponse | ExplainedRecsResponse)
+# ``:path`` because ids may contain "/" (/interact accepts them): a client sends it as %2F,
+# the server decodes it, and a plain {user_id} would then answer 404 for that user forever.
+@router.get("/recs/{user_id:path}", response_model=RecsResponse | ExplainedRecsResponse)
 async def recs(
     user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
     recommender: RecommenderDep,
