@@ -1,0 +1,338 @@
+"""helm lint/template of every chart and values file; every object schema-checked and
+held to the policies below."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kubernetes_validate.utils import SchemaNotFoundError
+
+from tests.charts.conftest import (
+    OPERATOR_CHART,
+    VALUES_FILES,
+    Render,
+    monitoring_args,
+    run,
+)
+
+K8S_VERSION = "1.35.0"
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
+LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+SECRET_NAME = re.compile(r"(PASSWORD|TOKEN|SECRET|_URL|API_KEY|PRIVATE_KEY)$")
+
+
+@pytest.fixture(scope="module", params=VALUES_FILES, ids=lambda p: p.stem)
+def rendered(
+    request: pytest.FixtureRequest, render: Render, app_chart: Path
+) -> list[dict[str, Any]]:
+    return render(app_chart, "-f", str(request.param), *monitoring_args())
+
+
+@pytest.fixture(scope="module")
+def operator_rendered(render: Render) -> list[dict[str, Any]]:
+    return render(OPERATOR_CHART, "--include-crds", release="ops", namespace="recsys-system")
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    if obj["kind"] == "Pod":
+        return dict(obj["spec"])
+    if obj["kind"] == "CronJob":
+        return dict(obj["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    return dict(obj["spec"]["template"]["spec"])
+
+
+def workloads(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] in WORKLOAD_KINDS]
+
+
+def all_rendered(render: Render, app_chart: Path) -> list[list[dict[str, Any]]]:
+    return [render(app_chart, "-f", str(f), *monitoring_args()) for f in VALUES_FILES]
+
+
+# --- lint and schema -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=lambda p: p.stem)
+def test_app_chart_lints_strict(helm: str, app_chart: Path, values: Path) -> None:
+    run([helm, "lint", "--strict", str(app_chart), "-f", str(values)])
+
+
+def test_operator_chart_lints_strict(helm: str) -> None:
+    run([helm, "lint", "--strict", str(OPERATOR_CHART)])
+
+
+def _validate(objs: list[dict[str, Any]]) -> None:
+    for obj in objs:
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except SchemaNotFoundError:
+            # Custom kinds (ServiceMonitor, PrometheusRule, CRD instances) have no bundled schema.
+            warnings.warn(f"no schema for {obj['apiVersion']}/{obj['kind']}", stacklevel=1)
+
+
+def test_every_app_object_is_valid_kubernetes(rendered: list[dict[str, Any]]) -> None:
+    assert rendered
+    _validate(rendered)
+
+
+def test_every_operator_object_is_valid_kubernetes(operator_rendered: list[dict[str, Any]]) -> None:
+    kinds = {o["kind"] for o in operator_rendered}
+    assert {
+        "CustomResourceDefinition",
+        "Deployment",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ServiceAccount",
+    } <= kinds
+    _validate(operator_rendered)
+
+
+def test_closed_values_schema_rejects_unknown_keys(helm: str, app_chart: Path) -> None:
+    result = run(
+        [helm, "template", "r", str(app_chart), "--set", "apii.replicaCount=3"], check=False
+    )
+    assert result.returncode != 0
+    assert "apii" in result.stderr
+
+
+def test_schema_rejects_bad_enum(helm: str, app_chart: Path) -> None:
+    result = run([helm, "template", "r", str(app_chart), "--set", "config.model=svd"], check=False)
+    assert result.returncode != 0 and "model" in result.stderr
+
+
+def test_external_services_need_secrets(helm: str, app_chart: Path) -> None:
+    result = run(
+        [
+            helm,
+            "template",
+            "r",
+            str(app_chart),
+            "--set",
+            "redis.enabled=false",
+            "--set",
+            "rabbitmq.enabled=false",
+        ],
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "externalRedis.existingSecret" in result.stderr
+    assert "externalRabbitmq.existingSecret" in result.stderr
+
+
+# --- policies ----------------------------------------------------------------------------------
+
+
+def test_pods_run_hardened(rendered: list[dict[str, Any]]) -> None:
+    for obj in workloads(rendered):
+        spec = pod_spec(obj)
+        psc = spec.get("securityContext", {})
+        assert psc.get("runAsNonRoot") is True, obj["metadata"]["name"]
+        assert psc.get("seccompProfile") == {"type": "RuntimeDefault"}, obj["metadata"]["name"]
+        for container in spec["containers"] + spec.get("initContainers", []):
+            sc = container.get("securityContext", {})
+            where = f"{obj['kind']}/{obj['metadata']['name']}/{container['name']}"
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), where
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where} {kind}"
+
+
+def test_long_running_containers_have_probes(rendered: list[dict[str, Any]]) -> None:
+    for obj in rendered:
+        if obj["kind"] in LONG_RUNNING:
+            for container in pod_spec(obj)["containers"]:
+                where = f"{obj['metadata']['name']}/{container['name']}"
+                assert "livenessProbe" in container, where
+                assert "readinessProbe" in container, where
+
+
+def test_every_object_has_recommended_labels(rendered: list[dict[str, Any]]) -> None:
+    for obj in rendered:
+        labels = obj["metadata"].get("labels", {})
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/part-of",
+            "app.kubernetes.io/component",
+            "helm.sh/chart",
+        ):
+            assert key in labels, f"{obj['kind']}/{obj['metadata']['name']} lacks {key}"
+
+
+def test_no_plain_text_secrets_in_env_or_configmaps(rendered: list[dict[str, Any]]) -> None:
+    for obj in workloads(rendered):
+        for container in pod_spec(obj)["containers"]:
+            for env in container.get("env", []):
+                if SECRET_NAME.search(env["name"]) and env["name"] != "RECSYS_TERMINATION_LOG":
+                    assert "valueFrom" in env and "secretKeyRef" in env["valueFrom"], env
+                assert "@" not in str(env.get("value", "")), env
+    for obj in rendered:
+        if obj["kind"] == "ConfigMap" and "grafana_dashboard" not in obj["metadata"]["labels"]:
+            for key, value in obj.get("data", {}).items():
+                assert not SECRET_NAME.search(key), key
+                assert not re.search(r"://[^/\s]*:[^/\s]*@", str(value)), key
+
+
+def test_ingress_routes_interact_to_collector(rendered: list[dict[str, Any]]) -> None:
+    for ingress in (o for o in rendered if o["kind"] == "Ingress"):
+        paths = {
+            p["path"]: p["backend"]["service"]["name"]
+            for p in ingress["spec"]["rules"][0]["http"]["paths"]
+        }
+        assert paths["/interact"].endswith("-collector")
+        assert paths["/"].endswith("-api")
+
+
+def test_checksum_annotations_roll_pods(rendered: list[dict[str, Any]]) -> None:
+    for obj in rendered:
+        if obj["kind"] == "Deployment":
+            annotations = obj["spec"]["template"]["metadata"]["annotations"]
+            assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/config"])
+
+
+def test_helm_test_hook_calls_healthcheck_and_recs(rendered: list[dict[str, Any]]) -> None:
+    [pod] = [o for o in rendered if o["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["args"][0]
+    assert "/healthcheck" in script and "/recs/" in script
+
+
+# --- specific shapes ---------------------------------------------------------------------------
+
+
+def _by(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
+
+
+def test_default_install_shape(render: Render, app_chart: Path) -> None:
+    objs = render(app_chart)
+    deployments = _by(objs, "Deployment")
+    assert set(deployments) == {"recsys-api", "recsys-collector", "recsys-ingest"}
+    ingest = deployments["recsys-ingest"]["spec"]
+    assert ingest["replicas"] == 1 and ingest["strategy"] == {"type": "Recreate"}
+    assert "replicas" not in deployments["recsys-api"]["spec"]  # HPA owns it
+    assert set(_by(objs, "HorizontalPodAutoscaler")) == {"recsys-api", "recsys-collector"}
+    cron = _by(objs, "CronJob")["recsys-train"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    job_pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    assert "podAffinity" in job_pod["affinity"]
+    assert job_pod["containers"][0]["args"] == ["train", "--once"]
+    config = _by(objs, "ConfigMap")["recsys-config"]["data"]
+    assert config["RECSYS_KEY_PREFIX"] == "recsys:shop.recsys:"
+    assert config["RECSYS_QUEUE"] == "user_interactions.shop.recsys"
+    # Without the Prometheus Operator API, no ServiceMonitor even if asked for.
+    assert not _by(objs, "ServiceMonitor")
+    objs = render(app_chart, "--set", "monitoring.serviceMonitor.enabled=true")
+    assert not _by(objs, "ServiceMonitor")
+    policies = _by(objs, "NetworkPolicy")
+    rabbit = policies["recsys-rabbitmq"]["spec"]["ingress"][0]["from"][0]["podSelector"]
+    assert rabbit["matchLabels"]["recsys.io/amqp-client"] == "true"
+    train_labels = cron["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert "recsys.io/amqp-client" not in train_labels  # training never talks to RabbitMQ
+    assert train_labels["recsys.io/redis-client"] == "true"
+
+
+def test_external_services_use_existing_secrets(render: Render, app_chart: Path) -> None:
+    objs = render(app_chart, "-f", str(app_chart / "ci" / "external-services-values.yaml"))
+    assert not [o for o in objs if o["kind"] == "Secret"]  # nothing generated
+    env = {
+        e["name"]: e
+        for e in _by(objs, "Deployment")["recsys-api"]["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+    }
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "shared-redis", "key": "url"}
+    assert env["AMQP_URL"]["valueFrom"]["secretKeyRef"] == {"name": "shared-rabbitmq", "key": "url"}
+    assert env["RECSYS_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "recsys-admin"
+    assert (
+        "affinity"
+        not in _by(objs, "CronJob")["recsys-train"]["spec"]["jobTemplate"]["spec"]["template"][
+            "spec"
+        ]
+    )
+
+
+def test_in_process_training_has_no_cronjob(render: Render, app_chart: Path) -> None:
+    objs = render(app_chart, "-f", str(app_chart / "ci" / "in-process-values.yaml"))
+    assert not _by(objs, "CronJob")
+    ingest = _by(objs, "Deployment")["recsys-ingest"]["spec"]["template"]["spec"]["containers"][0]
+    assert ingest["args"] == ["trainer"]
+    assert _by(objs, "ConfigMap")["recsys-config"]["data"]["RECSYS_TRAIN_INTERVAL"] == "15"
+
+
+def test_monitoring_objects_and_dashboard(render: Render, app_chart: Path) -> None:
+    objs = render(
+        app_chart, "-f", str(app_chart / "ci" / "monitoring-values.yaml"), *monitoring_args()
+    )
+    monitor = _by(objs, "ServiceMonitor")["recsys"]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"http", "metrics"}
+    rules = _by(objs, "PrometheusRule")["recsys"]["spec"]["groups"][0]["rules"]
+    alerts = {r["alert"]: r for r in rules}
+    assert set(alerts) == {"RecsysHighErrorRate", "RecsysHighLatency", "RecsysTrainingStale"}
+    assert "> 180" in alerts["RecsysTrainingStale"]["expr"]  # 3 missed one-minute runs
+    dashboard_cm = _by(objs, "ConfigMap")["recsys-dashboard"]
+    assert dashboard_cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(dashboard_cm["data"]["recsys.json"])
+    titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
+    for needle in (
+        "request rate",
+        "latency",
+        "error rate",
+        "events ingested",
+        "queue depth",
+        "training runs",
+        "training duration",
+        "holdout",
+        "recommendation sources",
+    ):
+        assert needle in titles
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in (
+        "recsys_http_requests_total",
+        "recsys_http_request_duration_seconds_bucket",
+        "recsys_events_consumed_total",
+        "recsys_queue_depth",
+        "recsys_training_runs_total",
+        "recsys_training_duration_seconds_bucket",
+        "recsys_model_holdout",
+        "recsys_recommendations_total",
+    ):
+        assert metric in exprs
+
+
+# --- operator chart ----------------------------------------------------------------------------
+
+
+def test_operator_rbac_is_least_privilege(operator_rendered: list[dict[str, Any]]) -> None:
+    [role] = [o for o in operator_rendered if o["kind"] == "ClusterRole"]
+    granted: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+        assert "*" not in rule["apiGroups"]
+        for resource in rule["resources"]:
+            granted.setdefault(resource, set()).update(rule["verbs"])
+    assert granted["secrets"] == {"get", "create"}  # never list/watch every Secret
+    assert granted["pods"] == {"get", "list"}
+    assert granted["recsystems/status"] == {"get", "patch"}
+    assert "update" not in set().union(*granted.values())
+    assert not {"clusterroles", "roles", "rolebindings", "nodes"} & set(granted)
+
+
+def test_operator_deployment_probes_healthz(operator_rendered: list[dict[str, Any]]) -> None:
+    [dep] = [o for o in operator_rendered if o["kind"] == "Deployment"]
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RECSYS_OPERATOR_DEFAULT_IMAGE"]
