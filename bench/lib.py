@@ -354,3 +354,55 @@ def paired_ratio(a: list[WrkResult], b: list[WrkResult]) -> dict[str, float]:
     """Per-round ratio a/b of ok req/s (rounds are adjacent in time), with its spread."""
     ratios = [x.ok_rps / y.ok_rps for x, y in zip(a, b, strict=True) if y.ok_rps > 0]
     return {"median": median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on a loopback TCP port (the broker, Redis), via ss."""
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    marker = "pid="
+    for line in out.splitlines():
+        if marker in line:
+            return int(line.split(marker, 1)[1].split(",", 1)[0])
+    return None
+
+
+class CpuMeter:
+    """CPU seconds spent by named processes (and by our children, e.g. wrk) over a span."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.totals: dict[str, float] = {name: 0.0 for name in [*self.pids, "wrk"]}
+        self._start: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        import resource
+
+        now: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            try:
+                now[name] = cpu_seconds(pid)
+            except OSError:
+                now[name] = self._start.get(name, 0.0)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        now["wrk"] = usage.ru_utime + usage.ru_stime
+        return now
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        end = self._read()
+        for name, value in end.items():
+            self.totals[name] += value - self._start.get(name, value)

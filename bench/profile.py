@@ -54,7 +54,7 @@ def aggregate(raw: Path, top: int = 25) -> str:
 
 def profile(target: str, seconds: float, users: int, items: int) -> str:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    components = ("api",) if target == "recs" else ("api", "collector")
+    components = ("api",) if target == "recs" else ("api", "collector", "ingest")
     setup = serving_instance(users, items, mean_ratings=12, epochs=3, components=components)
     raw = WORK / f"profile-{target}.raw"
     try:
