@@ -28,6 +28,8 @@ for tool in npm tar unzip; do
 done
 
 mkdir -p "$CACHE_DIR" "$BIN_DIR"
+# Keep downloaded binaries out of git without touching the shared .gitignore.
+[[ -f "$CACHE_DIR/.gitignore" ]] || printf "*\n" >"$CACHE_DIR/.gitignore"
 WORK="$(mktemp -d "$CACHE_DIR/.work.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 

@@ -23,6 +23,9 @@ LABEL_JOB_NAME: Final = "batch.kubernetes.io/job-name"
 LABEL_JOB_NAME_LEGACY: Final = "job-name"
 # Marks Jobs launched by the operator's own scheduler (as opposed to the CronJob's).
 LABEL_TRIGGER: Final = "recsys.io/trigger"
+# Pod labels the charts' NetworkPolicies use to admit clients of Redis and RabbitMQ.
+LABEL_REDIS_CLIENT: Final = "recsys.io/redis-client"
+LABEL_AMQP_CLIENT: Final = "recsys.io/amqp-client"
 ANNOTATION_SCHEDULED_AT: Final = "recsys.io/scheduled-at"
 ANNOTATION_CONFIG_HASH: Final = "recsys.io/config-hash"
 

@@ -54,7 +54,8 @@ def cel_errors(node: dict[str, Any], value: Any, env: celpy.Environment) -> list
     errors: list[str] = []
     for rule in node.get("x-kubernetes-validations") or []:
         program = env.program(env.compile(rule["rule"]))
-        if not bool(program.evaluate({"self": celpy.json_to_cel(value)})):
+        activation = {"self": celpy.json_to_cel(value)}  # type: ignore[attr-defined]
+        if not bool(program.evaluate(activation)):
             errors.append(rule.get("message") or rule["rule"])
     if node.get("type") == "object" and isinstance(value, dict):
         for key, sub in (node.get("properties") or {}).items():

@@ -24,6 +24,11 @@ from recsys_operator.builders.configmap import build_config_data
 from recsys_operator.spec import Component
 
 
+def _pod_labels(inst: Instance, component: str) -> dict[str, str]:
+    # Every long-running component talks to both Redis and RabbitMQ.
+    return {**labels(inst, component), c.LABEL_REDIS_CLIENT: "true", c.LABEL_AMQP_CLIENT: "true"}
+
+
 def _pod_annotations(inst: Instance) -> dict[str, str]:
     # A changed ConfigMap does not restart pods by itself; a changed template annotation does.
     return {c.ANNOTATION_CONFIG_HASH: content_hash(build_config_data(inst))}
@@ -65,7 +70,10 @@ def _http_deployment(inst: Instance, component: str, tier: Component, port: int)
             "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
         },
         "template": {
-            "metadata": {"labels": labels(inst, component), "annotations": _pod_annotations(inst)},
+            "metadata": {
+                "labels": _pod_labels(inst, component),
+                "annotations": _pod_annotations(inst),
+            },
             "spec": {
                 "securityContext": pod_security_context(),
                 "automountServiceAccountToken": False,
@@ -123,7 +131,7 @@ def build_ingest_deployment(inst: Instance) -> Obj:
             "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {
-                    "labels": labels(inst, c.INGEST),
+                    "labels": _pod_labels(inst, c.INGEST),
                     "annotations": _pod_annotations(inst),
                 },
                 "spec": {

@@ -109,7 +109,11 @@ def build_job_template(inst: Instance) -> Obj:
         "spec": {
             "backoffLimit": training.backoff_limit,
             "activeDeadlineSeconds": training.active_deadline_seconds,
-            "template": {"metadata": {"labels": labels(inst, c.TRAIN)}, "spec": pod_spec},
+            # Training reads the log and publishes to Redis; it never talks to RabbitMQ.
+            "template": {
+                "metadata": {"labels": {**labels(inst, c.TRAIN), c.LABEL_REDIS_CLIENT: "true"}},
+                "spec": pod_spec,
+            },
         },
     }
 

@@ -32,7 +32,7 @@ def by_kind(objs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]
     return {(o["kind"], o["metadata"]["name"]): o for o in objs}
 
 
-FULL = {
+FULL: dict[str, Any] = {
     "ingress": {
         "enabled": True,
         "host": "recs.example.com",
