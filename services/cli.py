@@ -7,7 +7,7 @@ import os
 import sys
 
 from services.common.logsetup import configure_logging
-from services.common.settings import get_settings
+from services.common.settings import ConfigurationError, get_settings
 
 
 def _single_threaded_blas() -> None:
@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         from services.launcher import up
 
         return up()
+    if args.command != "collector":
+        try:
+            settings.redis_server_url  # noqa: B018 - fail here, before any server starts
+        except ConfigurationError as error:
+            parser.error(str(error))
     if args.command == "api":
         _single_threaded_blas()
         return _serve("services.api.main:create_app", settings.api_port)

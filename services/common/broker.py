@@ -74,6 +74,10 @@ def open_publisher(settings: Settings, *, max_inflight: int) -> Publisher:
     if url.startswith("sqlite:"):
         from services.common.sqlite_queue import SqlitePublisher
 
+        if settings.amqp_url is None:
+            # Loud on purpose: outside `recsys up` (which sets AMQP_URL for its children),
+            # e.g. in a cluster, this means AMQP_URL is missing.
+            log.warning("AMQP_URL not set: using the embedded SQLite queue %s", url)
         return SqlitePublisher(url, settings.queue, timeout=settings.publish_timeout)
     return ConfirmedPublisher(
         url,
