@@ -51,7 +51,7 @@ def queue_backlog(settings: Settings, count: int) -> set[str]:
 
 def strict_log_ids(path: Path) -> Counter[str]:
     """Event ids in the log; every line must be complete, valid JSON."""
-    data = path.read_bytes()
+    data = path.read_bytes() if path.exists() else b""
     assert not data or data.endswith(b"\n"), "torn last line left in the log"
     return Counter(json.loads(line)["event_id"] for line in data.splitlines())
 
@@ -60,13 +60,19 @@ def strict_log_ids(path: Path) -> Counter[str]:
 @pytest.mark.slow
 def test_sigkill_while_ingesting_a_backlog(settings: Settings, tmp_path: Path) -> None:
     """kill -9 the ingester again and again while it writes: the log stays exact."""
-    ids = queue_backlog(settings, 12_000)
+    ids = queue_backlog(settings, 8_000)
     deployment = Deployment(settings.model_copy(update={"ingest_batch": 200}), tmp_path)
     deployment.extra_env["RECSYS_INGEST_BATCH"] = "200"
     kills_mid_log = 0
     try:
-        for delay in (0.9, 1.1, 1.3, 1.0, 1.2, 1.4):
+        for delay in (0.05, 0.15, 0.25, 0.1, 0.2, 0.3):
+            before = sum(strict_log_ids(settings.log_path).values())
             deployment.start("ingest")
+            # Kill only once this run is writing (startup time varies with machine load).
+            deadline = time.monotonic() + 60
+            while sum(strict_log_ids(settings.log_path).values()) <= before:
+                assert time.monotonic() < deadline, deployment.logs()
+                time.sleep(0.01)
             time.sleep(delay)
             deployment.stop("ingest", signal.SIGKILL)
             logged = sum(strict_log_ids(settings.log_path).values())
