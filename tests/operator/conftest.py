@@ -91,7 +91,8 @@ class Cluster:
             return result
 
     async def list(self, api_version: str, kind: str, **labels: str) -> list[dict[str, Any]]:
-        params = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        params = {"labelSelector": selector} if selector else {}
         payload = await self._request("get", path_for(api_version, kind, NAMESPACE), params=params)
         items: list[dict[str, Any]] = payload["items"]
         return items
@@ -108,6 +109,13 @@ class Cluster:
 
     async def delete(self, api_version: str, kind: str, name: str) -> None:
         await self._request("delete", path_for(api_version, kind, NAMESPACE, name))
+
+    async def delete_all_recsystems(self) -> None:
+        """Delete every RecSystem and wait until kopf has released them."""
+        for item in await self.list(c.API_VERSION, c.KIND):
+            await self.delete(c.API_VERSION, c.KIND, item["metadata"]["name"])
+        for item in await self.list(c.API_VERSION, c.KIND):
+            await self.gone_eventually(c.API_VERSION, c.KIND, item["metadata"]["name"])
 
     async def eventually(
         self,
@@ -221,9 +229,13 @@ async def cluster(
         thread = threading.Thread(target=run_operator, name="kopf", daemon=True)
         thread.start()
         assert await asyncio.to_thread(ready.wait, 15), f"operator did not start: {errors}"
+        cluster = Cluster(emulator)
         try:
-            yield Cluster(emulator)
+            yield cluster
         finally:
+            # Delete the RecSystems first so kopf ends their daemons the normal way; stopping
+            # the operator mid-tick makes kopf cancel and re-spawn daemons during its exit.
+            await cluster.delete_all_recsystems()
             stop.set()
             await asyncio.to_thread(thread.join, 15)
             assert not thread.is_alive(), "operator did not stop"
