@@ -70,7 +70,6 @@ def train_once(
     settings: Settings,
     interaction_log: InteractionLog,
     state: FeedbackState,
-    current: ServingModel | None = None,
 ) -> TrainingOutcome:
     """Train on everything logged so far and publish unless a wipe or a better model wins."""
     started = time.perf_counter()
@@ -82,9 +81,10 @@ def train_once(
             outcome = TrainingOutcome(False, None, "no interactions yet", 0.0, 0)
             TRAINING_RUNS.labels("skipped").inc()
             return outcome
-        model, report = select_model(
-            data, model_params(settings), families(settings), current=current
-        )
+        # The published model is not passed as a contender: it was trained on the very
+        # ratings now held out for validation, so it would always win and freeze the model.
+        # Every family is refitted on the same split instead; the best one is published.
+        model, report = select_model(data, model_params(settings), families(settings))
         model = replace(model, version=new_version(), trained_at=time.time())
         if not report.get("publish", True):
             reason = str(report.get("reason", "not better than the published model"))

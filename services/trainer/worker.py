@@ -111,7 +111,7 @@ class TrainingLoop:
                 continue
             self.dirty.clear()
             try:
-                outcome = train_once(self.settings, self.log, self.state, self.current)
+                outcome = train_once(self.settings, self.log, self.state)
             except Exception:
                 log.exception("training cycle failed; the last model stays in service")
                 self.dirty.set()

@@ -17,6 +17,7 @@ from services.trainer.feedback_state import FeedbackState
 from services.trainer.ingest import Ingester
 from services.trainer.interaction_log import InteractionLog
 from services.trainer.training import train_once
+from services.trainer.worker import TrainingLoop
 from tests.brokers import publish_raw, queue_depth
 
 pytestmark = pytest.mark.backends("real", "embedded")
@@ -166,3 +167,35 @@ def test_model_trained_before_a_wipe_is_not_published(
     redis_client.incr(Keys(settings.key_prefix).epoch)  # a /cleanup happened meanwhile
     assert not state.publish_model(model, epoch, keep=2)
     assert not redis_client.exists(Keys(settings.key_prefix).model_current)
+
+
+def test_every_cycle_with_new_data_publishes_a_new_model(
+    settings: Settings, running: Ingester, state: FeedbackState, redis_client: Redis
+) -> None:
+    """Regression: the published model must not veto its successors (it saw their holdout)."""
+    loop = TrainingLoop(settings, InteractionLog(settings.log_path), state)
+    running.on_stored = loop.mark_dirty
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    current_key = Keys(settings.key_prefix).model_current
+    versions: list[bytes] = []
+    try:
+        for round_ in range(2):
+            for u in range(12):
+                items = [f"i{(u % 3) * 5 + j}" for j in range(5)]
+                body = {
+                    "user_id": f"u{round_}-{u}",
+                    "item_ids": items,
+                    "actions": ["like"] * 5,
+                    "timestamp": 1000.0 + u,
+                }
+                publish(settings, body)
+            wait_for(
+                lambda: (v := redis_client.get(current_key)) is not None and v not in versions,
+                timeout=30,
+            )
+            versions.append(redis_client.get(current_key))
+    finally:
+        loop.stop.set()
+        thread.join(30)
+    assert len(set(versions)) == 2
