@@ -104,13 +104,15 @@ def run(
 ) -> dict[str, Any]:
     log(f"scale: users {user_axis} at {fixed_items:,} items; items {item_axis} at {fixed_users:,}")
     done: dict[tuple[int, int], dict[str, Any]] = {}
-    for users in user_axis:
-        done[(users, fixed_items)] = point(users, fixed_items, per_user=per_user, epochs=epochs)
-    for items in item_axis:
-        if (fixed_users, items) not in done:
-            done[(fixed_users, items)] = point(
-                fixed_users, items, per_user=per_user, epochs=epochs
-            )
+    wanted = [(u, fixed_items) for u in user_axis] + [(fixed_users, i) for i in item_axis]
+    for users, items in wanted:
+        if (users, items) in done:
+            continue
+        try:
+            done[(users, items)] = point(users, items, per_user=per_user, epochs=epochs)
+        except Exception as error:  # one failed point must not lose the others
+            log(f"  {users:,} users x {items:,} items failed: {error!r}")
+            done[(users, items)] = {"users": users, "items": items, "error": repr(error)[:300]}
     return {
         "run": uuid.uuid4().hex[:6],
         "per_user": per_user,

@@ -56,6 +56,29 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
                 ),
             },
         )
+        # Service time without queueing: one connection, the same two endpoints.
+        single = {
+            "recs": wrk(
+                setup.instance.api,
+                "recs.lua",
+                seconds=seconds / 2,
+                connections=1,
+                threads=1,
+                env=env_recs,
+            ).public(),
+            "hello": wrk(
+                hello.url,
+                "recs.lua",
+                seconds=seconds / 2,
+                connections=1,
+                threads=1,
+                env=env_hello,
+            ).public(),
+        }
+        log(
+            f"  one connection: /recs p50 {single['recs']['p50_ms']:.2f} ms, p99 "
+            f"{single['recs']['p99_ms']:.2f} ms; hello p50 {single['hello']['p50_ms']:.2f} ms"
+        )
     after = impressions(setup.instance.prefix)
     recs, floor = summarise(results["recs"]), summarise(results["hello"])
     ratio = paired_ratio(results["recs"], results["hello"])
@@ -70,6 +93,7 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
         "recs": recs,
         "hello": floor,
         "ratio": ratio,
+        "one_connection": single,
         "impressions_before": before,
         "impressions_after": after,
         "targets": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
