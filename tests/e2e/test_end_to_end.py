@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,13 +24,13 @@ def deployment(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
     deployment.stop_all()
 
 
-def wait_until(condition, timeout: float, message: str) -> None:  # type: ignore[no-untyped-def]
+def wait_until(condition: Callable[[], bool], timeout: float, message: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError(message)
+    raise AssertionError(message())
 
 
 def test_feedback_to_personalised_recommendations(deployment: Deployment) -> None:
@@ -58,11 +58,13 @@ def test_feedback_to_personalised_recommendations(deployment: Deployment) -> Non
         assert collector.post("/interact", json=event).status_code == 200
         rated[f"user-{u}"] = set(likes + dislikes)
 
-    wait_until(
-        lambda: api.get("/model").status_code == 200, 60, "no model published\n" + deployment.logs()
-    )
+    # A first model may cover only the events ingested so far; the next cycles catch up.
+    def trained_on_everyone() -> bool:
+        response = api.get("/model")
+        return response.status_code == 200 and response.json()["users"] == 30
+
+    wait_until(trained_on_everyone, 90, lambda: "no model over all 30 users\n" + deployment.logs())
     model = api.get("/model").json()
-    assert model["users"] == 30
 
     user = "user-0"
     seen: list[str] = []
