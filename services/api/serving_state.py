@@ -89,22 +89,22 @@ class ServingStateCache:
     def current(self) -> ServingState:
         return self._state
 
-    async def get(self, catalogue_version: int, model_version: str | None) -> ServingState:
+    def _is_current(self, catalogue_version: int, model_version: str | None) -> bool:
         state = self._state
-        if (
-            state.catalogue_version == catalogue_version
+        return (
+            self._loaded_catalogue >= 0
+            and state.catalogue_version == catalogue_version
             and state.model_version == model_version
-            and self._loaded_catalogue >= 0
-        ):
-            return state
+        )
+
+    async def get(self, catalogue_version: int, model_version: str | None) -> ServingState:
+        if self._is_current(catalogue_version, model_version):
+            return self._state
         async with self._lock:
+            # Another request may have reloaded while this one waited for the lock.
+            if self._is_current(catalogue_version, model_version):
+                return self._state
             state = self._state
-            if (
-                state.catalogue_version == catalogue_version
-                and state.model_version == model_version
-                and self._loaded_catalogue >= 0
-            ):
-                return state
             model = state.model
             if model_version != state.model_version:
                 model = await self._load_model(model_version) if model_version else None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from services.common.serving_model import FloatArray, IntArray, ServingModel
 from services.trainer.dataset import Interactions
 
 log = logging.getLogger(__name__)
@@ -130,3 +132,29 @@ def factor_neighbours(
         block[np.arange(stop - start), np.arange(start, stop)] = 0.0
         idx[start:stop], weight[start:stop] = top_m_dense(block, m)
     return idx, weight
+
+
+def serving_model(
+    family: str,
+    data: Interactions,
+    neighbours: tuple[IntArray, FloatArray],
+    *,
+    user_factors: FloatArray | None = None,
+    item_factors: FloatArray | None = None,
+    item_bias: FloatArray | None = None,
+) -> ServingModel:
+    """The fields every family fills the same way; the trainer sets the version later."""
+    idx, weight = neighbours
+    return ServingModel(
+        version="",
+        family=family,
+        trained_at=time.time(),
+        item_ids=list(data.item_ids),
+        user_ids=list(data.user_ids),
+        popularity=popularity(data),
+        neighbor_idx=idx,
+        neighbor_weight=weight,
+        user_factors=user_factors,
+        item_factors=item_factors,
+        item_bias=item_bias,
+    )

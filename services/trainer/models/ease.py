@@ -14,7 +14,7 @@ from services.trainer.dataset import Interactions
 from services.trainer.models.base import (
     ModelParams,
     cooccurrence_neighbours,
-    popularity,
+    serving_model,
     top_m_dense,
 )
 
@@ -73,14 +73,4 @@ def ease_neighbours(
 
 def fit(data: Interactions, params: ModelParams) -> ServingModel:
     """EASE on the likes; its item-item weights are the whole model."""
-    idx, weight = ease_neighbours(data.matrix(positive_only=True), params)
-    return ServingModel(
-        version="",
-        family="ease",
-        trained_at=time.time(),
-        item_ids=list(data.item_ids),
-        user_ids=list(data.user_ids),
-        popularity=popularity(data),
-        neighbor_idx=idx,
-        neighbor_weight=weight,
-    )
+    return serving_model("ease", data, ease_neighbours(data.matrix(positive_only=True), params))

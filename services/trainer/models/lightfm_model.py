@@ -10,7 +10,7 @@ from lightfm import LightFM
 
 from services.common.serving_model import ServingModel
 from services.trainer.dataset import Interactions
-from services.trainer.models.base import ModelParams, popularity
+from services.trainer.models.base import ModelParams, serving_model
 from services.trainer.models.ease import ease_neighbours
 
 log = logging.getLogger(__name__)
@@ -40,16 +40,10 @@ def fit(data: Interactions, params: ModelParams) -> ServingModel:
             log.debug("lightfm epoch %d/%d", epoch + 1, params.epochs)
     log.info("lightfm fit %d epochs in %.1fs", params.epochs, time.perf_counter() - started)
     # EASE neighbours carry fresh likes and, blended with the factors, lift quality too.
-    idx, weight = ease_neighbours(positives.tocsr(), params)
-    return ServingModel(
-        version="",
-        family="lightfm",
-        trained_at=time.time(),
-        item_ids=list(data.item_ids),
-        user_ids=list(data.user_ids),
-        popularity=popularity(data),
-        neighbor_idx=idx,
-        neighbor_weight=weight,
+    return serving_model(
+        "lightfm",
+        data,
+        ease_neighbours(positives.tocsr(), params),
         user_factors=np.ascontiguousarray(model.user_embeddings, dtype=np.float32),
         item_factors=np.ascontiguousarray(model.item_embeddings, dtype=np.float32),
         item_bias=np.ascontiguousarray(model.item_biases, dtype=np.float32),
