@@ -201,6 +201,8 @@ def fixes_section() -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for rec in records:
+        if rec.get("kind") == "training":
+            continue
         sp = rec["speedup"]
         lines.append(
             f"| {rec['note'] or rec['name']} | {rec['when']} | {rec['before']['ok_rps']:,.0f} | "
@@ -208,6 +210,23 @@ def fixes_section() -> list[str]:
             f"x{sp['median']:.2f} ({sp['min']:.2f}-{sp['max']:.2f}) |"
             f" {'yes' if rec.get('kept', True) else 'no'} |"
         )
+    trainer = [rec for rec in records if rec.get("kind") == "training"]
+    if trainer:
+        lines += [
+            "",
+            "`bench/ab_train.py` runs the training cycle from the code before and after a fix, "
+            "alternating, on the training benchmark's data:",
+            "",
+            "| fix | when | on | seconds before -> after | peak RSS before -> after |",
+            "|---|---|---|---|---|",
+        ]
+        for rec in trainer:
+            b, a = rec["before"], rec["after"]
+            lines.append(
+                f"| {rec['note'] or rec['name']} | {rec['when']} | {rec['target']} | "
+                f"{b['seconds']:.1f} -> {a['seconds']:.1f} | "
+                f"{b['peak_rss'] / MiB:,.0f} -> {a['peak_rss'] / MiB:,.0f} MiB |"
+            )
     return [*lines, ""]
 
 

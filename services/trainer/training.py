@@ -6,9 +6,11 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from services.common.events import StoredEvent
 from services.common.metrics import (
     LAST_TRAINING_SUCCESS,
     MODEL_HOLDOUT,
@@ -61,6 +63,19 @@ def families(settings: Settings) -> tuple[str, ...]:
     return (settings.model,)
 
 
+class _Counted:
+    """Pass events through once, counting them."""
+
+    def __init__(self, events: Iterable[StoredEvent]) -> None:
+        self._events = events
+        self.count = 0
+
+    def __iter__(self) -> Iterator[StoredEvent]:
+        for event in self._events:
+            self.count += 1
+            yield event
+
+
 def new_version() -> str:
     """Sortable by time, unique across trainers."""
     return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
@@ -74,9 +89,12 @@ def train_once(
     """Train on everything logged so far and publish unless a wipe or a better model wins."""
     started = time.perf_counter()
     epoch = state.epoch()
-    events = list(interaction_log.read())
+    read = _Counted(interaction_log.read())
     try:
-        data = from_events(events)
+        # Streamed, not listed: holding a million parsed events at once doubled the cycle's
+        # peak memory, 2.2 -> 1.1 GB (bench/ab_train.py, docs/benchmarks.md).
+        data = from_events(read)
+        events = read.count
         if len(data) == 0:
             outcome = TrainingOutcome(False, None, "no interactions yet", 0.0, 0)
             TRAINING_RUNS.labels("skipped").inc()
@@ -89,7 +107,7 @@ def train_once(
         if not report.get("publish", True):
             reason = str(report.get("reason", "not better than the published model"))
             TRAINING_RUNS.labels("kept_previous").inc()
-            return TrainingOutcome(False, model, reason, time.perf_counter() - started, len(events))
+            return TrainingOutcome(False, model, reason, time.perf_counter() - started, events)
         if not state.publish_model(model, epoch, settings.models_kept):
             TRAINING_RUNS.labels("discarded").inc()
             return TrainingOutcome(
@@ -97,7 +115,7 @@ def train_once(
                 model,
                 "state was wiped during training",
                 time.perf_counter() - started,
-                len(events),
+                events,
             )
     except Exception:
         TRAINING_RUNS.labels("failed").inc()
@@ -114,8 +132,8 @@ def train_once(
         "published model %s (%s) from %d events in %.2fs: %s",
         model.version,
         model.family,
-        len(events),
+        events,
         seconds,
         json.dumps(report.get("scores", {})),
     )
-    return TrainingOutcome(True, model, str(report.get("reason", "")), seconds, len(events))
+    return TrainingOutcome(True, model, str(report.get("reason", "")), seconds, events)
