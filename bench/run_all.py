@@ -22,6 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+try:
+    import matplotlib  # noqa: F401 - the report draws its plots with it
+except ImportError:
+    sys.exit("bench/run_all.py needs matplotlib: .venv/bin/pip install matplotlib py-spy")
+
 from bench import freshness, ingestion, report, scale, serving, training
 from bench.fixture import serving_instance
 from bench.lib import ROOT, ensure_wrk, log
