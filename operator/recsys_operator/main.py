@@ -5,6 +5,8 @@ Run with ``recsys-operator`` (console script) or ``kopf run -m recsys_operator.m
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -109,8 +111,10 @@ async def scheduler(
 ) -> None:
     """Per-instance loop: training Jobs, outcome, readiness; full resync now and then."""
     last_resync = time.monotonic()
-    # kopf may restart a daemon cancelled during shutdown after the client is closed: the
-    # `closed` check ends such a late restart at once instead of erroring until killed.
+    # At exit kopf stops the daemons first, but a worker still draining its queue (up to
+    # `settings.queueing.exit_timeout`) re-spawns them, and kopf then treats the new ones as
+    # "hung" tasks. The `closed` check ends such a late restart once the cleanup handler has
+    # closed the client, instead of erroring until killed.
     while not stopped and not memo.kube.closed:
         resync = time.monotonic() - last_resync >= memo.config.resync_seconds
         try:
@@ -122,7 +126,21 @@ async def scheduler(
         except Exception:
             # Keep ticking: a transient API failure must not stop training for this instance.
             logger.exception("scheduler tick failed; retrying next tick")
-        await stopped.wait(memo.config.tick_seconds)
+        await _sleep_unless_stopped(stopped, memo.config.tick_seconds)
+
+
+async def _sleep_unless_stopped(stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Sleep up to ``seconds``, waking at once when kopf stops the daemon.
+
+    Not ``await stopped.wait(seconds)``: kopf runs that timed wait in a helper task which
+    *ends with TimeoutError* whenever the time is up. If that happens in a re-spawned daemon
+    during shutdown, kopf collects the helper among the hung tasks and re-raises its error,
+    so the operator exits with a bare TimeoutError on SIGTERM. Waiting without a time limit
+    and timing out in our own task leaves the helper nothing but a normal end or a cancel.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stopped.wait()
 
 
 def _register_drift_handlers() -> None:

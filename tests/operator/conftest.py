@@ -7,6 +7,7 @@ import copy
 import logging
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,58 @@ def sample_recsystem(name: str = "demo", **spec: Any) -> dict[str, Any]:
     return body
 
 
+class OperatorThread:
+    """The real kopf operator, in its own thread and event loop."""
+
+    def __init__(self, config: OperatorConfig, exit_timeout: float) -> None:
+        self.config = config
+        self.exit_timeout = exit_timeout
+        self.stopped = False
+        self.errors: list[BaseException] = []
+        self._stop, self._ready = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kopf", daemon=True)
+
+    def _run(self) -> None:
+        settings = kopf.OperatorSettings()
+        # Shorter than production so that teardown does not wait for idle workers.
+        settings.queueing.idle_timeout = 0.5
+        settings.queueing.exit_timeout = self.exit_timeout
+        try:
+            asyncio.run(
+                kopf.operator(
+                    clusterwide=True,
+                    standalone=True,
+                    stop_flag=self._stop,
+                    ready_flag=self._ready,
+                    memo=kopf.Memo(config=self.config),
+                    settings=settings,
+                )
+            )
+        except BaseException as exc:  # surfaced by stop()
+            self.errors.append(exc)
+
+    async def start(self) -> None:
+        self._thread.start()
+        started = await asyncio.to_thread(self._ready.wait, 15)
+        assert started, f"operator did not start: {self.errors}"
+
+    async def stop(self) -> None:
+        """What SIGTERM does: set kopf's stop flag; the operator must exit cleanly."""
+        self.stopped = True
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join, 30)
+        assert not self._thread.is_alive(), "operator did not stop"
+        assert not self.errors, "operator crashed:\n" + "".join(
+            line for exc in self.errors for line in traceback.format_exception(exc)
+        )
+
+
 class Cluster:
     """Test-side client of the emulated API server (independent of the operator's Kube)."""
 
-    def __init__(self, emulator: RecsysEmulator) -> None:
+    def __init__(self, emulator: RecsysEmulator, operator: OperatorThread) -> None:
         self.emulator = emulator
+        self.operator = operator
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await getattr(self.emulator, method)(path, **kwargs)
@@ -120,10 +168,14 @@ class Cluster:
     async def eventually(
         self,
         probe: Callable[[], Awaitable[Any]],
-        timeout: float = 10.0,
+        timeout: float = 30.0,
         message: str = "condition",
     ) -> Any:
-        """Poll ``probe`` until it returns something truthy."""
+        """Poll ``probe`` until it returns something truthy.
+
+        Generous: it only bounds a failure, and on a loaded 2-core CI runner one scheduler
+        cycle (a 0.2 s tick plus a dozen API calls through two event loops) took over 10 s.
+        """
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -172,8 +224,17 @@ def operator_config() -> OperatorConfig:
 
 
 @pytest.fixture()
+def exit_timeout() -> float:
+    """kopf's grace period for busy workers at exit (production: 2 s); short for fast teardown."""
+    return 0.5
+
+
+@pytest.fixture()
 async def cluster(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operator_config: OperatorConfig
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    operator_config: OperatorConfig,
+    exit_timeout: float,
 ) -> AsyncIterator[Cluster]:
     """An emulated API server with the operator running against it."""
     async with RecsysEmulator() as emulator, kmock.Server(emulator) as server:
@@ -204,42 +265,18 @@ async def cluster(
 
         # kopf runs in its own thread and loop: at exit it cancels every task it did not see
         # at startup, which in a shared loop would include pytest's own fixture finalizers.
-        stop, ready = threading.Event(), threading.Event()
-        settings = kopf.OperatorSettings()
-        # Shorter than production so that teardown does not wait for idle workers.
-        settings.batching.idle_timeout = 0.5
-        settings.batching.exit_timeout = 0.5
-        errors: list[BaseException] = []
-
-        def run_operator() -> None:
-            try:
-                asyncio.run(
-                    kopf.operator(
-                        clusterwide=True,
-                        standalone=True,
-                        stop_flag=stop,
-                        ready_flag=ready,
-                        memo=kopf.Memo(config=operator_config),
-                        settings=settings,
-                    )
-                )
-            except BaseException as exc:  # surfaced by the fixture's teardown
-                errors.append(exc)
-
-        thread = threading.Thread(target=run_operator, name="kopf", daemon=True)
-        thread.start()
-        assert await asyncio.to_thread(ready.wait, 15), f"operator did not start: {errors}"
-        cluster = Cluster(emulator)
+        operator = OperatorThread(operator_config, exit_timeout)
+        await operator.start()
+        cluster = Cluster(emulator, operator)
         try:
             yield cluster
         finally:
-            # Delete the RecSystems first so kopf ends their daemons the normal way; stopping
-            # the operator mid-tick makes kopf cancel and re-spawn daemons during its exit.
-            await cluster.delete_all_recsystems()
-            stop.set()
-            await asyncio.to_thread(thread.join, 15)
-            assert not thread.is_alive(), "operator did not stop"
-            assert not errors, f"operator crashed: {errors}"
+            if not operator.stopped:
+                # Delete the RecSystems first so that every test also checks that kopf
+                # releases them (daemons stopped, finalizer removed); tests that stop the
+                # operator with live RecSystems (the SIGTERM case) call `operator.stop()`.
+                await cluster.delete_all_recsystems()
+                await operator.stop()
 
 
 @pytest.fixture(autouse=True)
