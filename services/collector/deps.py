@@ -1,4 +1,8 @@
-"""Request dependencies of the collector."""
+"""Request dependencies of the collector.
+
+``async def``: FastAPI runs a plain ``def`` dependency in the thread pool, a thread hop per
+request (measured on /interact: bench/fixes/async-deps-collector.json).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from fastapi import Depends, Request
 from services.common.broker import Publisher
 
 
-def get_publisher(request: Request) -> Publisher:
+async def get_publisher(request: Request) -> Publisher:
     publisher: Publisher = request.app.state.publisher
     return publisher
 
