@@ -1,6 +1,6 @@
 """Run every benchmark, each next to its floor, and regenerate docs/benchmarks.md + plots.
 
-    .venv/bin/python bench/run_all.py            # full run, about 20 minutes
+    .venv/bin/python bench/run_all.py            # full run, about 12 minutes
     .venv/bin/python bench/run_all.py --quick    # smaller sizes and rounds, under 5 minutes
     .venv/bin/python bench/run_all.py --only serving,freshness
 
