@@ -122,21 +122,6 @@ class Instance:
             **self.extra_env,
         }
 
-    def settings(self) -> Any:
-        """The Settings object the children see (for in-process trainer code)."""
-        from services.common.settings import Settings
-
-        env = self.env()
-        return Settings(
-            redis_url=env["REDIS_URL"],
-            amqp_url=env["AMQP_URL"],
-            key_prefix=self.prefix,
-            queue=self.queue,
-            routing_key=self.queue,
-            exchange=f"{self.queue}.x",
-            data_dir=self.data_dir,
-        )
-
     def start(self, component: str) -> subprocess.Popen[bytes]:
         out = open(self.workdir / f"{component}.log", "ab")  # noqa: SIM115 - child owns it
         process = subprocess.Popen(

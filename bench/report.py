@@ -288,6 +288,16 @@ def render(results: dict[str, Any]) -> str:
             f"Errors: {s['recs']['non_2xx']} non-2xx, {s['recs']['socket_errors']} socket errors.",
             "",
         ]
+        one = s.get("one_connection")
+        if one:
+            out += [
+                "Service time without queueing (wrk, one connection): `/recs` p50 "
+                f"{one['recs']['p50_ms']:.2f} ms, p99 {one['recs']['p99_ms']:.2f} ms "
+                f"({one['recs']['ok_rps']:,.0f} req/s); hello p50 {one['hello']['p50_ms']:.2f} "
+                f"ms, p99 {one['hello']['p99_ms']:.2f} ms. At 50 connections the rest of the "
+                "latency is waiting for the one event loop.",
+                "",
+            ]
     if "profile" in results and "recs" in results["profile"]:
         out += [
             "### Where /recs spends its time (py-spy, event-loop thread)",
