@@ -19,7 +19,7 @@ from recsys_operator.errors import InvalidSpecError
 from recsys_operator.handlers.handle_child_drift import correct_child_drift
 from recsys_operator.handlers.handle_reconcile_recsystem import reconcile_recsystem
 from recsys_operator.handlers.handle_scheduler_tick import scheduler_tick
-from recsys_operator.handlers.shared import instance_from, invalid_status
+from recsys_operator.handlers.shared import instance_from, invalid_status, update_status
 from recsys_operator.kube import Kube
 
 # Child kinds watched for drift (the label filter keeps foreign objects out).
@@ -83,7 +83,6 @@ async def reconcile(
     body: kopf.Body,
     meta: kopf.Meta,
     status: kopf.Status,
-    patch: kopf.Patch,
     memo: kopf.Memo,
     logger: Any,
     **_: Any,
@@ -94,10 +93,12 @@ async def reconcile(
     try:
         inst = instance_from(body, memo.config)
     except InvalidSpecError as exc:
-        patch.status.update(invalid_status(exc, generation, previous))
+        await update_status(memo.kube, body, invalid_status(exc, generation, previous))
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
     result = await reconcile_recsystem(inst, memo.kube, generation, previous, logger)
-    patch.status.update(result)
+    # Not through kopf's `patch`: the scheduler daemon writes status concurrently, and
+    # only a resourceVersion-guarded read-merge-write keeps both writers' conditions.
+    await update_status(memo.kube, body, result)
 
 
 @kopf.daemon(c.GROUP, c.VERSION, c.PLURAL, id="scheduler", cancellation_timeout=10)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from recsys_operator.constants import ANNOTATION_SCHEDULED_AT
 from recsys_operator.spec import Training
 
 
@@ -32,6 +33,13 @@ class JobInfo:
     state: JobState
     finished: datetime | None = None
     deleting: bool = False
+    # When the operator scheduled it (its own clock); None for Jobs without the annotation.
+    scheduled: datetime | None = None
+
+    @property
+    def scheduled_or_created(self) -> datetime:
+        """The schedule time when known, else the API server's creation time."""
+        return self.scheduled or self.created
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ def job_info(job: Mapping[str, Any]) -> JobInfo:
         state=state,
         finished=finished or (created if state is not JobState.ACTIVE else None),
         deleting=bool(meta.get("deletionTimestamp")),
+        scheduled=_parse_time((meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_AT)),
     )
 
 
@@ -109,8 +118,12 @@ def decide(
         )
     )
     # The last schedule is the later of what status recorded and the newest Job seen: status
-    # may lag behind (patch lost on a crash), and Jobs may have been pruned.
-    candidates = [t for t in (last_schedule, *(j.created for j in jobs)) if t is not None]
+    # may lag behind (patch lost on a crash), and Jobs may have been pruned. A Job counts by
+    # its scheduled-at annotation, i.e. by the same clock as `now`: its creationTimestamp is
+    # the API server's clock, and any skew between the two would shift every due time.
+    candidates = [
+        t for t in (last_schedule, *(j.scheduled_or_created for j in jobs)) if t is not None
+    ]
     last = max(candidates) if candidates else None
     due_at = now if last is None else last + interval
 

@@ -135,12 +135,38 @@ def condition(
 def merge_conditions(
     previous: Sequence[Mapping[str, Any]], updates: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Replace conditions by type, keep the others, stable order."""
+    """Replace conditions by type, keep the others, stable order.
+
+    An update whose status equals the existing condition's keeps that condition's
+    lastTransitionTime: an update computed from an older view of the object (where the
+    condition was absent or different) must not move the transition time of the live one.
+    """
     by_type = {str(cond.get("type")): dict(cond) for cond in previous}
     for cond in updates:
-        by_type[str(cond["type"])] = dict(cond)
+        new = dict(cond)
+        old = by_type.get(str(cond["type"]))
+        if old and old.get("status") == new.get("status") and old.get("lastTransitionTime"):
+            new["lastTransitionTime"] = old["lastTransitionTime"]
+        by_type[str(cond["type"])] = new
     order = [c.COND_READY, c.COND_TRAINING, c.COND_MODEL]
     return sorted(by_type.values(), key=lambda d: [*order, d["type"]].index(d["type"]))
+
+
+def status_patch(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """The status merge patch that applies ``update`` on top of the live ``current`` status.
+
+    ``update`` holds the fields one writer owns; its ``conditions`` are *updates by type*,
+    not the whole list. Merge patch replaces lists wholesale, so the list sent must be the
+    live one with these updates applied: otherwise two writers (the reconcile handler and
+    the scheduler daemon) drop each other's conditions. The result is only correct against
+    the resourceVersion ``current`` was read at; callers guard the patch with it.
+    """
+    patch = {key: value for key, value in update.items() if key != "conditions"}
+    if "conditions" in update:
+        patch["conditions"] = merge_conditions(
+            list(current.get("conditions") or []), update["conditions"]
+        )
+    return patch
 
 
 def deployment_available(deployment: Mapping[str, Any] | None) -> bool:

@@ -6,7 +6,9 @@
 4. subscribes to the event bus before taking the snapshot (no lost writes in between);
 5. lists carry ``kind``/``resourceVersion`` and honour equality ``labelSelector``s;
 6. garbage-collects dependents by ownerReferences when their owner goes away (as the
-   kube-controller-manager would), so "delete the CR removes every child" can be observed.
+   kube-controller-manager would), so "delete the CR removes every child" can be observed;
+7. rejects a patch carrying a stale ``metadata.resourceVersion`` with 409 Conflict
+   (optimistic concurrency, as the real API server does).
 """
 
 from __future__ import annotations
@@ -128,6 +130,18 @@ class RecsysEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             await self._request_delete(key)
             return
         old = copy.deepcopy(obj.raw)
+        wanted = (
+            (request.data.get("metadata") or {}).get("resourceVersion")
+            if isinstance(request.data, Mapping)
+            else None
+        )
+        current = (old.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and str(wanted) != str(current):
+            raise kmock.KubernetesError(
+                409,
+                "Conflict",
+                f"the object has been modified (resourceVersion {wanted} != {current})",
+            )
         try:
             new = dict(dicts.patch_dict(old, request.data))
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, ValueError) as exc:

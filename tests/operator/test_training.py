@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from recsys_operator import main
 from recsys_operator.handlers import handle_scheduler_tick
 
+from tests.operator import emulator
 from tests.operator.conftest import Cluster, sample_recsystem
 
 CR = ("recsys.io/v1alpha1", "RecSystem")
@@ -234,3 +239,87 @@ async def test_schedule_uses_a_native_cronjob(cluster: Cluster, clock: Clock) ->
     assert cronjob["spec"]["failedJobsHistoryLimit"] == 4
     clock.advance(3600)
     await _still(cluster, 0)  # the CronJob controller launches Jobs, not the operator
+
+
+async def test_a_late_reconcile_status_write_keeps_the_training_conditions(
+    cluster: Cluster, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two status writers race: the create handler's write lands after the daemon's.
+
+    The create handler is held just before it writes status (with the body it was called
+    with, which has no conditions yet) until the scheduler daemon has recorded a training
+    outcome; every version of the RecSystem stored after that must keep the outcome.
+    """
+    release, written = threading.Event(), threading.Event()
+    real_update_status = main.update_status
+
+    async def held_update_status(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.to_thread(release.wait, 60)
+        try:
+            return await real_update_status(*args, **kwargs)
+        finally:
+            written.set()
+
+    monkeypatch.setattr(main, "update_status", held_update_status)
+    versions: list[dict[str, Any]] = []
+    real_emit = cluster.emulator._emit
+
+    async def recording_emit(resource: Any, type_: str, raw: Any) -> None:
+        if raw.get("kind") == "RecSystem":
+            versions.append(copy.deepcopy(dict(raw)))
+        await real_emit(resource, type_, raw)
+
+    monkeypatch.setattr(cluster.emulator, "_emit", recording_emit)
+
+    await cluster.create(sample_recsystem(training={"intervalSeconds": 30}))
+    [job] = await _wait_jobs(cluster, 1)
+    await _finish(cluster, job, ok=True, when=clock.now)
+
+    def training_condition(body: dict[str, Any] | None) -> dict[str, Any] | None:
+        for cond in ((body or {}).get("status") or {}).get("conditions") or []:
+            if cond["type"] == "TrainingSucceeded" and cond["status"] == "True":
+                return dict(cond)
+        return None
+
+    async def recorded() -> dict[str, Any] | None:
+        return training_condition(await cluster.get(*CR, "demo"))
+
+    await cluster.eventually(recorded, message="the daemon to record the training outcome")
+    assert not written.is_set()
+    release.set()
+    assert await asyncio.to_thread(written.wait, 30), "the create handler did not write status"
+
+    async def handled() -> dict[str, Any] | None:
+        body = await cluster.get(*CR, "demo")
+        return body if ((body or {}).get("status") or {}).get("phase") else None
+
+    body = await cluster.eventually(handled, message="the create handler's status")
+    assert {cond["type"] for cond in body["status"]["conditions"]} >= {
+        "Ready",
+        "TrainingSucceeded",
+        "ModelAvailable",
+    }
+    first = next(i for i, v in enumerate(versions) if training_condition(v) is not None)
+    dropped = [
+        v["metadata"]["resourceVersion"] for v in versions[first:] if not training_condition(v)
+    ]
+    assert not dropped, f"TrainingSucceeded dropped in resourceVersion(s) {dropped}"
+
+
+async def test_scheduling_ignores_the_api_server_clock(
+    cluster: Cluster, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs are due by the operator's clock: creationTimestamps a minute ahead change nothing.
+
+    The same skew arises in these tests between the fake clock (frozen at fixture setup) and
+    the emulator's real-time creationTimestamps when the first Job is created seconds late
+    on a loaded machine; that stopped the next launch, and the test timed out.
+    """
+    ahead = datetime.now(UTC) + timedelta(seconds=60)
+    monkeypatch.setattr(emulator, "_now", lambda: ahead.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    await cluster.create(sample_recsystem(training={"intervalSeconds": 30}))
+    [first] = await _wait_jobs(cluster, 1)
+    assert first["metadata"]["creationTimestamp"] > clock.now.isoformat()
+    await _finish(cluster, first, ok=True, when=clock.now)
+    clock.advance(31)
+    await _wait_jobs(cluster, 2)

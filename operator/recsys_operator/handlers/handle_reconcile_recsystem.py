@@ -13,7 +13,7 @@ from recsys_operator.builders.secret import build_admin_secret
 from recsys_operator.errors import KubeApiError
 from recsys_operator.handlers.shared import Logger, utcnow
 from recsys_operator.kube import Kube, Outcome
-from recsys_operator.status import condition, deployment_available, merge_conditions
+from recsys_operator.status import condition, deployment_available
 
 # Kinds whose CRDs may be missing (no Prometheus Operator): a 404 there is reported, not fatal.
 OPTIONAL_KINDS = frozenset({"ServiceMonitor", "PrometheusRule"})
@@ -60,7 +60,7 @@ async def readiness(
     previous: list[Mapping[str, Any]],
     warnings: list[str],
 ) -> dict[str, Any]:
-    """Status fields derived from the Deployments' availability."""
+    """Status update derived from the Deployments' availability (``conditions``: by type)."""
     missing: list[str] = []
     for component in (c.API, c.COLLECTOR, c.INGEST):
         deployment = await kube.get("apps/v1", "Deployment", inst.namespace, inst.child(component))
@@ -89,7 +89,7 @@ async def readiness(
         "observedGeneration": generation,
         "replicas": replicas,
         "selector": selector,
-        "conditions": merge_conditions(previous, [ready]),
+        "conditions": [ready],
     }
 
 
@@ -100,7 +100,7 @@ async def reconcile_recsystem(
     previous_conditions: list[Mapping[str, Any]],
     logger: Logger,
 ) -> dict[str, Any]:
-    """Apply the desired state; return the status to record."""
+    """Apply the desired state; return the status update to record (see ``update_status``)."""
     changed, warnings = await apply_children(inst, kube, logger)
     if changed:
         logger.info("reconciled %s/%s: %d object(s) changed", inst.namespace, inst.name, changed)

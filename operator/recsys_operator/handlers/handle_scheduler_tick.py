@@ -10,8 +10,8 @@ from recsys_operator.config import OperatorConfig
 from recsys_operator.errors import InvalidSpecError
 from recsys_operator.handlers.handle_reconcile_recsystem import apply_children, readiness
 from recsys_operator.handlers.handle_train_tick import schedule_jobs, training_status
-from recsys_operator.handlers.shared import Logger, instance_from, patch_status, utcnow
-from recsys_operator.kube import Kube, is_subset
+from recsys_operator.handlers.shared import Logger, instance_from, update_status, utcnow
+from recsys_operator.kube import Kube
 
 
 async def scheduler_tick(
@@ -34,13 +34,16 @@ async def scheduler_tick(
     if resync:
         _, warnings = await apply_children(inst, kube, logger)
     _, schedule_patch = await schedule_jobs(inst, kube, status, now, logger)
-    ready_patch = await readiness(
+    ready_update = await readiness(
         inst, kube, generation, list(status.get("conditions") or []), warnings
     )
-    merged = {**status, **ready_patch, **schedule_patch}
-    training_patch = await training_status(inst, kube, merged, generation, now)
-    patch = {**ready_patch, **schedule_patch, **training_patch}
-    if is_subset(patch, status):
-        return None
-    await patch_status(kube, body, patch)
-    return patch
+    training_update = await training_status(
+        inst, kube, {**status, **schedule_patch}, generation, now
+    )
+    update = {
+        **ready_update,
+        **schedule_patch,
+        **training_update,
+        "conditions": [*ready_update["conditions"], *training_update["conditions"]],
+    }
+    return await update_status(kube, body, update)

@@ -13,7 +13,7 @@ from recsys_operator.builders.trainer import build_job, cron_schedule
 from recsys_operator.handlers.shared import Logger
 from recsys_operator.kube import Kube
 from recsys_operator.scheduling import Decision, decide, job_info
-from recsys_operator.status import condition, last_finished, merge_conditions, outcome
+from recsys_operator.status import condition, last_finished, outcome
 
 
 def _parse(value: Any) -> datetime | None:
@@ -53,7 +53,10 @@ async def training_status(
     generation: int,
     now: datetime,
 ) -> dict[str, Any]:
-    """Status fields from the most recently finished training Job and its pod."""
+    """Status update from the most recently finished training Job and its pod.
+
+    ``conditions`` holds updates by type, applied to the live list by ``update_status``.
+    """
     previous: list[Mapping[str, Any]] = list(status.get("conditions") or [])
     jobs = await kube.list("batch/v1", "Job", inst.namespace, selector_labels(inst, c.TRAIN))
     found = last_finished(jobs)
@@ -111,5 +114,5 @@ async def training_status(
             previous,
         )
     )
-    patch["conditions"] = merge_conditions(previous, updates)
+    patch["conditions"] = updates
     return patch

@@ -85,3 +85,23 @@ def test_job_info_reads_conditions() -> None:
     assert info.finished == T0 + timedelta(minutes=1)
     active = job_info({"metadata": {"name": "k", "creationTimestamp": "2026-01-01T12:00:00Z"}})
     assert active.state is JobState.ACTIVE and active.finished is None
+
+
+def test_jobs_count_by_their_scheduled_at_annotation_not_the_api_server_clock() -> None:
+    # The API server's clock runs 20 s ahead of the operator's: the Job launched at T0 - 30 s
+    # was stamped T0 - 10 s. By the operator's clock it is due again now (interval 30 s).
+    raw = {
+        "metadata": {
+            "name": "j",
+            "creationTimestamp": "2026-01-01T11:59:50Z",
+            "annotations": {"recsys.io/scheduled-at": "2026-01-01T11:59:30+00:00"},
+        },
+        "status": {"succeeded": 1, "completionTime": "2026-01-01T11:59:55Z"},
+    }
+    info = job_info(raw)
+    assert info.scheduled == T0 - timedelta(seconds=30)
+    d = decide(T0, training(), T0 - timedelta(seconds=30), [info])
+    assert d.launch_at == T0, d.reason
+    # Without the annotation (a Job from an older operator) the creation time still counts.
+    del raw["metadata"]["annotations"]  # type: ignore[attr-defined]
+    assert decide(T0, training(), None, [job_info(raw)]).launch_at is None

@@ -11,6 +11,7 @@ from recsys_operator.status import (
     merge_conditions,
     outcome,
     parse_summary,
+    status_patch,
     termination_message,
 )
 
@@ -79,3 +80,40 @@ def test_merge_conditions_replaces_by_type_in_stable_order() -> None:
     merged = merge_conditions([a, b], [c])
     assert [m["type"] for m in merged] == ["Ready", "ModelAvailable"]
     assert merged[0]["status"] == "False"
+
+
+def test_status_patch_keeps_conditions_another_writer_added() -> None:
+    # The race: the reconcile handler computed Ready from an old view (no conditions yet);
+    # meanwhile the scheduler recorded a training outcome. Merge patch replaces lists
+    # wholesale, so the list sent must be the live one with Ready applied, not [Ready].
+    training = condition("TrainingSucceeded", True, "JobSucceeded", "job j succeeded", 1, NOW)
+    model = condition("ModelAvailable", True, "ModelPublished", "serving model v42", 1, NOW)
+    live = {"modelVersion": "v42", "conditions": [training, model]}
+    ready = condition("Ready", True, "Available", "all components available", 1, NOW, [])
+    patch = status_patch(live, {"phase": "Ready", "conditions": [ready]})
+    assert patch["phase"] == "Ready"
+    assert [cond["type"] for cond in patch["conditions"]] == [
+        "Ready",
+        "TrainingSucceeded",
+        "ModelAvailable",
+    ]
+    assert patch["conditions"][1] == training and patch["conditions"][2] == model
+    assert "modelVersion" not in patch  # fields the writer does not own are left alone
+
+
+def test_status_patch_keeps_the_live_transition_time_of_an_unchanged_condition() -> None:
+    live = {"conditions": [condition("Ready", True, "Available", "ok", 1, NOW)]}
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    # Computed from a view without the condition, so it carries a fresh transition time.
+    stale = condition("Ready", True, "Available", "ok", 2, later, [])
+    [merged] = status_patch(live, {"conditions": [stale]})["conditions"]
+    assert merged["lastTransitionTime"] == NOW.isoformat()
+    assert merged["observedGeneration"] == 2
+    flipped = condition("Ready", False, "Progressing", "m", 2, later, [])
+    [merged] = status_patch(live, {"conditions": [flipped]})["conditions"]
+    assert merged["lastTransitionTime"] == later.isoformat()
+
+
+def test_status_patch_without_conditions_leaves_the_list_alone() -> None:
+    live = {"conditions": [condition("Ready", True, "Available", "ok", 1, NOW)]}
+    assert status_patch(live, {"lastScheduleTime": "t"}) == {"lastScheduleTime": "t"}
