@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,31 +46,41 @@ def _diverse_order(
     if genres is None or n <= 1:
         return [int(i) for i in ordered[:n]]
     remaining = [int(i) for i in ordered]
-    picked: list[int] = []
-    counts: Counter[str] = Counter()
+    sets = [frozenset(genres[i]) for i in remaining]
+    # Share of each candidate's genres already in the list, summed over picks.
+    overlap = [0.0] * len(remaining)
+    taken = [False] * len(remaining)
     size = max(len(remaining), 1)
-    while remaining and len(picked) < n:
-        best_pos, best_value = 0, -np.inf
-        for pos, item in enumerate(remaining):
-            item_genres = genres[item]
-            overlap = sum(counts[g] for g in item_genres) / len(item_genres) if item_genres else 0.0
-            value = -pos / size - GENRE_PENALTY * overlap
+    picked: list[int] = []
+    while len(picked) < min(n, len(remaining)):
+        best_pos, best_value = -1, -np.inf
+        for pos in range(len(remaining)):
+            rank_value = -pos / size
+            if rank_value <= best_value:
+                break  # penalties only lower a value: nobody further down can win
+            if taken[pos]:
+                continue
+            value = rank_value - GENRE_PENALTY * overlap[pos]
             if value > best_value:
                 best_pos, best_value = pos, value
-        item = remaining.pop(best_pos)
-        picked.append(item)
-        counts.update(genres[item])
+        taken[best_pos] = True
+        picked.append(remaining[best_pos])
+        chosen = sets[best_pos]
+        if chosen:
+            for pos, item_genres in enumerate(sets):
+                if not taken[pos] and item_genres:
+                    overlap[pos] += len(chosen & item_genres) / len(item_genres)
     return picked
 
 
-def _top(key: NDArray[np.float64], mask: NDArray[np.bool_], n: int) -> NDArray[np.int64]:
+def _top(key: NDArray[np.float32], mask: NDArray[np.bool_], n: int) -> NDArray[np.int64]:
     """Indices of the n best keys among ``mask``, best first."""
     candidates = np.flatnonzero(mask)
     if candidates.size == 0 or n <= 0:
         return np.empty(0, dtype=np.int64)
     values = key[candidates]
     if candidates.size > n:
-        part = np.argpartition(-values, n - 1)[:n]
+        part = np.argpartition(values, candidates.size - n)[candidates.size - n :]
         candidates, values = candidates[part], values[part]
     return candidates[np.argsort(-values, kind="stable")]
 
@@ -95,18 +104,19 @@ def recommend(
     rng = np.random.default_rng(seed)
     n_items = popularity.shape[0]
     unseen = ~rated & ~shown
-    exhausted = int(unseen.sum()) < k
+    n_unseen = int(unseen.sum())
+    exhausted = n_unseen < k
     allowed = ~rated
     k = min(k, int(allowed.sum()))
     if k <= 0:
         return Ranked([], [], exhausted)
 
-    pop = np.log1p(np.maximum(popularity.astype(np.float64), 0.0))
+    pop = np.log1p(np.maximum(popularity, 0.0, dtype=np.float32))
     if scores is None:
         personal_known = np.zeros(n_items, dtype=bool)
         key = pop
     else:
-        personal = scores.astype(np.float64)
+        personal = scores.astype(np.float32, copy=False)
         known = np.isfinite(personal)
         personal_known = known
         # Items the model has not seen rank after every known item, by popularity.
@@ -114,7 +124,7 @@ def recommend(
         span = pop.max() + 1.0
         key = np.where(known, personal, floor - span + pop)
 
-    n_explore = exploration_slots(k, exploration_rate) if int(unseen.sum()) > k else 0
+    n_explore = exploration_slots(k, exploration_rate) if n_unseen > k else 0
     n_main = k - n_explore
 
     picked: list[int] = []
