@@ -436,9 +436,16 @@ def serving_limits(r: dict[str, Any]) -> list[str]:
         "Fixed: the api ran OpenBLAS with one thread per core; under load the 20k x 64 "
         "scoring product took ~10 ms instead of ~0.1 ms (threads spinning against the event "
         "loop and each other). `recsys api` now pins BLAS to one thread (see the A/B table "
-        "at the end). Next steps, not done: hiredis (the C RESP parser redis-py uses when "
-        "installed; redis' own parser shows in the profile), a vectorised diversity step, "
-        "more api processes per pod (uvicorn workers / HPA replicas scale this linearly).",
+        "at the end). redis-py now parses replies with hiredis (a dependency since this "
+        "run's commit: the history pipeline of a user with 300 impressions and 50 ratings "
+        "went from ~1.6 ms to ~0.2 ms in a same-process A/B), and the genre re-ranking stops "
+        "scanning once no candidate can win (x1.4-1.7 per ranking call, identical lists). "
+        "The profile shows no single hot spot left: about 2 ms of Python and numpy per "
+        "request, spread over scoring every catalogue item, ranking, two Redis round trips "
+        "and the framework. Next steps, not done: score a candidate subset (the user's "
+        "neighbours plus a popular pool) instead of the whole catalogue, precompute lists for "
+        "known users between retrains, and run more api processes per pod (uvicorn workers "
+        "or HPA replicas scale this linearly on more cores).",
         "",
     ]
 
