@@ -17,6 +17,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pika
@@ -25,6 +26,9 @@ from redis import Redis
 
 from services.common.embedded_redis import EmbeddedRedis
 from services.common.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.e2e.processes import Deployment
 from tests.brokers import queued_messages
 
 __all__ = ["closed_port_url", "free_port", "queued_messages"]
@@ -174,3 +178,14 @@ def broker_down_url(settings: Settings) -> str:
     blocker = settings.data_dir.parent / "not-a-directory"
     blocker.write_text("a file where the queue's directory should be")
     return f"sqlite:///{blocker / 'queue.db'}"
+
+
+@pytest.fixture
+def deployment(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
+    """The api, collector and trainer of one instance as real processes."""
+    from tests.e2e.processes import Deployment
+
+    running = Deployment(settings, tmp_path)
+    running.start_all()
+    yield running
+    running.stop_all()

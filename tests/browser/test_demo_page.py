@@ -19,7 +19,6 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from services.common.settings import Settings
 from tests.e2e.processes import Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("embedded")]
@@ -58,14 +57,6 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
-
-
-@pytest.fixture
-def deployment(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
-    deployment = Deployment(settings, tmp_path)
-    deployment.start_all()
-    yield deployment
-    deployment.stop_all()
 
 
 def wait_for[T](probe: Callable[[], T | None], timeout: float, what: str) -> T:

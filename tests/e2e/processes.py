@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,3 +115,14 @@ class Deployment:
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, message: str | Callable[[], str]
+) -> None:
+    """Poll ``condition``; on timeout fail with ``message`` (a callable is read only then)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message() if callable(message) else message)
+        time.sleep(0.1)

@@ -6,34 +6,16 @@ Embedded only: with real servers, persistence is the servers' job (tests/reliabi
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from services.common.settings import Settings
-from tests.e2e.processes import Deployment
+from tests.e2e.processes import Deployment, wait_until
 from tests.factories import catalogue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("embedded")]
-
-
-@pytest.fixture
-def deployment(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
-    deployment = Deployment(settings, tmp_path)
-    deployment.start_all()
-    yield deployment
-    deployment.stop_all()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.1)
 
 
 def logged_ids(settings: Settings) -> list[str]:
@@ -65,7 +47,7 @@ def test_embedded_data_survives_stop_and_crash(deployment: Deployment, settings:
 
     for u in range(12):
         interact(f"user-{u}", items[:10] if u % 2 == 0 else items[10:])
-    wait_until(lambda: api.get("/model").status_code == 200, 60, deployment.logs())
+    wait_until(lambda: api.get("/model").status_code == 200, 60, deployment.logs)
     model = api.get("/model").json()
     details = api.get("/items", params={"id": items[:3]}).json()
     assert [d["title"] for d in details["items"]] == titles[:3]

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from services.common.settings import Settings
-from tests.e2e.processes import Deployment
+from tests.e2e.processes import Deployment, wait_until
 from tests.factories import catalogue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("real", "embedded")]
-
-
-@pytest.fixture
-def deployment(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
-    deployment = Deployment(settings, tmp_path)
-    deployment.start_all()
-    yield deployment
-    deployment.stop_all()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, message: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(message())
 
 
 def test_feedback_to_personalised_recommendations(deployment: Deployment) -> None:
