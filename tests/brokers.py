@@ -13,6 +13,7 @@ import pika
 from services.common.broker import QueuedMessage
 from services.common.settings import Settings
 from services.common.sqlite_queue import SqliteQueue, path_from_url
+from services.trainer.consumers import amqp_message
 
 
 def _sqlite(settings: Settings) -> SqliteQueue | None:
@@ -78,13 +79,6 @@ def queued_messages(settings: Settings) -> list[QueuedMessage]:
         method, properties, body = channel.basic_get(settings.queue, auto_ack=True)
         if method is None:
             break
-        messages.append(
-            QueuedMessage(
-                body,
-                properties.message_id,
-                dict(properties.headers or {}),
-                persistent=properties.delivery_mode == 2,
-            )
-        )
+        messages.append(amqp_message(properties, body))
     connection.close()
     return messages

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from services.api.store import ServingStore
-from services.common.metrics import MODEL_HOLDOUT, MODEL_VERSION
+from services.common.metrics import record_model
 from services.common.serving_model import ServingModel
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,7 @@ class ServingStateCache:
             log.warning("model %s announced but its blob is missing; keeping the last one", version)
             return self._state.model
         model = await asyncio.to_thread(ServingModel.from_bytes, blob)
-        MODEL_VERSION.clear()
-        MODEL_VERSION.labels(model.version, model.family).set(1)
-        for metric, value in model.metrics.items():
-            MODEL_HOLDOUT.labels(metric).set(value)
+        record_model(model.version, model.family, model.metrics)
         log.info(
             "serving model %s (%s, %d items)", model.version, model.family, len(model.item_ids)
         )

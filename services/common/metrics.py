@@ -49,3 +49,11 @@ MODEL_HOLDOUT = Gauge("recsys_model_holdout", "Holdout quality of the current mo
 RECOMMENDATIONS = Counter(
     "recsys_recommendations_total", "Recommended items by where they came from.", ["source"]
 )
+
+
+def record_model(version: str, family: str, metrics: dict[str, float]) -> None:
+    """Point the model gauges at the model now published (trainer) or served (api)."""
+    MODEL_VERSION.clear()
+    MODEL_VERSION.labels(version, family).set(1)
+    for metric, value in metrics.items():
+        MODEL_HOLDOUT.labels(metric).set(value)

@@ -29,6 +29,16 @@ Pause = Callable[[float], None]
 Handler = Callable[[list[QueuedMessage], Pause], None]
 
 
+def amqp_message(properties: pika.BasicProperties, body: bytes) -> QueuedMessage:
+    """A RabbitMQ delivery in the broker-neutral shape the ingester handles."""
+    return QueuedMessage(
+        body,
+        properties.message_id,
+        dict(properties.headers or {}),
+        persistent=properties.delivery_mode == 2,
+    )
+
+
 class BatchConsumer(Protocol):
     # Errors after which ``consume`` is simply called again (with backoff).
     errors: tuple[type[BaseException], ...]
@@ -74,14 +84,7 @@ class AmqpConsumer:
                 settings.queue, inactivity_timeout=0.02
             ):
                 if method is not None and properties is not None and body is not None:
-                    pending.append(
-                        QueuedMessage(
-                            body,
-                            properties.message_id,
-                            dict(properties.headers or {}),
-                            persistent=properties.delivery_mode == 2,
-                        )
-                    )
+                    pending.append(amqp_message(properties, body))
                     last_tag = method.delivery_tag
                     EVENTS_CONSUMED.inc()
                 if pending and (method is None or len(pending) >= settings.ingest_batch):

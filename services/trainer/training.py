@@ -13,10 +13,9 @@ from typing import Any
 from services.common.events import StoredEvent
 from services.common.metrics import (
     LAST_TRAINING_SUCCESS,
-    MODEL_HOLDOUT,
-    MODEL_VERSION,
     TRAINING_DURATION,
     TRAINING_RUNS,
+    record_model,
 )
 from services.common.serving_model import ServingModel
 from services.common.settings import Settings
@@ -86,7 +85,7 @@ def train_once(
     interaction_log: InteractionLog,
     state: FeedbackState,
 ) -> TrainingOutcome:
-    """Train on everything logged so far and publish unless a wipe or a better model wins."""
+    """Train on everything logged so far; publish unless a /cleanup happened meanwhile."""
     started = time.perf_counter()
     epoch = state.epoch()
     read = _Counted(interaction_log.read())
@@ -104,10 +103,6 @@ def train_once(
         # Every family is refitted on the same split instead; the best one is published.
         model, report = select_model(data, model_params(settings), families(settings))
         model = replace(model, version=new_version(), trained_at=time.time())
-        if not report.get("publish", True):
-            reason = str(report.get("reason", "not better than the published model"))
-            TRAINING_RUNS.labels("kept_previous").inc()
-            return TrainingOutcome(False, model, reason, time.perf_counter() - started, events)
         if not state.publish_model(model, epoch, settings.models_kept):
             TRAINING_RUNS.labels("discarded").inc()
             return TrainingOutcome(
@@ -124,10 +119,7 @@ def train_once(
     TRAINING_RUNS.labels("published").inc()
     TRAINING_DURATION.observe(seconds)
     LAST_TRAINING_SUCCESS.set(time.time())
-    MODEL_VERSION.clear()
-    MODEL_VERSION.labels(model.version, model.family).set(1)
-    for metric, value in model.metrics.items():
-        MODEL_HOLDOUT.labels(metric).set(value)
+    record_model(model.version, model.family, model.metrics)
     log.info(
         "published model %s (%s) from %d events in %.2fs: %s",
         model.version,

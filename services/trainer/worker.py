@@ -13,7 +13,6 @@ from prometheus_client import start_http_server
 from redis import Redis
 
 from services.common.keys import Keys
-from services.common.serving_model import ServingModel
 from services.common.settings import Settings
 from services.trainer.feedback_state import FeedbackState
 from services.trainer.ingest import Ingester
@@ -96,13 +95,8 @@ class TrainingLoop:
         self.state = state
         self.stop = threading.Event()
         self.dirty = threading.Event()
-        self.current: ServingModel | None = None
 
     def mark_dirty(self, *_: object) -> None:
-        self.dirty.set()
-
-    def reset(self) -> None:
-        self.current = None
         self.dirty.set()
 
     def run(self) -> None:
@@ -116,9 +110,7 @@ class TrainingLoop:
                 log.exception("training cycle failed; the last model stays in service")
                 self.dirty.set()
                 continue
-            if outcome.published:
-                self.current = outcome.model
-            else:
+            if not outcome.published:
                 log.info("no model published: %s", outcome.reason)
 
 
@@ -129,7 +121,7 @@ def run_trainer(settings: Settings) -> int:
     state = _state(settings)
     loop = TrainingLoop(settings, interaction_log, state)
     ingester = Ingester(
-        settings, interaction_log, state, on_stored=loop.mark_dirty, on_cleanup=loop.reset
+        settings, interaction_log, state, on_stored=loop.mark_dirty, on_cleanup=loop.mark_dirty
     )
     if ingester.seen:
         loop.dirty.set()  # train on what the log already holds

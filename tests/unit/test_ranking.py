@@ -10,6 +10,7 @@ from services.api.ranking import (
     SOURCE_EXPLORATION,
     SOURCE_MODEL,
     SOURCE_POPULAR,
+    Ranked,
     exploration_slots,
     recommend,
 )
@@ -21,6 +22,29 @@ def masks(n: int, rated: list[int], shown: list[int]) -> tuple[np.ndarray, np.nd
     s = np.zeros(n, dtype=bool)
     s[shown] = True
     return r, s
+
+
+def rank(
+    popularity: np.ndarray,
+    scores: np.ndarray | None = None,
+    *,
+    k: int = 10,
+    genres: list[list[str]] | None = None,
+    rate: float = 0.0,
+    seed: int = 1,
+) -> Ranked:
+    """recommend() for a user with no history yet."""
+    rated, shown = masks(popularity.shape[0], [], [])
+    return recommend(
+        k=k,
+        popularity=popularity,
+        scores=scores,
+        rated=rated,
+        shown=shown,
+        genres=genres,
+        exploration_rate=rate,
+        seed=seed,
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -64,18 +88,8 @@ def test_rules_hold_for_any_history(n, k, data, with_scores, rate) -> None:
 
 def test_model_scores_order_the_list_and_exploration_is_added() -> None:
     n = 100
-    rated, shown = masks(n, [], [])
     scores = np.arange(n, dtype=np.float32)
-    result = recommend(
-        k=10,
-        popularity=np.ones(n, dtype=np.float32),
-        scores=scores,
-        rated=rated,
-        shown=shown,
-        genres=None,
-        exploration_rate=0.2,
-        seed=1,
-    )
+    result = rank(np.ones(n, dtype=np.float32), scores, rate=0.2)
     model_items = [
         i for i, s in zip(result.items, result.sources, strict=True) if s == SOURCE_MODEL
     ]
@@ -85,20 +99,9 @@ def test_model_scores_order_the_list_and_exploration_is_added() -> None:
 
 
 def test_items_unknown_to_the_model_fall_back_to_popularity() -> None:
-    n = 6
     scores = np.array([np.nan, 1.0, np.nan, 2.0, np.nan, np.nan], dtype=np.float32)
     popularity = np.array([5, 0, 1, 0, 9, 0], dtype=np.float32)
-    rated, shown = masks(n, [], [])
-    result = recommend(
-        k=4,
-        popularity=popularity,
-        scores=scores,
-        rated=rated,
-        shown=shown,
-        genres=None,
-        exploration_rate=0,
-        seed=1,
-    )
+    result = rank(popularity, scores, k=4)
     assert result.items == [3, 1, 4, 0]
     assert result.sources == [SOURCE_MODEL, SOURCE_MODEL, SOURCE_POPULAR, SOURCE_POPULAR]
 
@@ -107,20 +110,7 @@ def test_cold_lists_rotate_with_the_seed_but_favour_popular_items() -> None:
     n = 500
     popularity = np.zeros(n, dtype=np.float32)
     popularity[:20] = 1000
-    rated, shown = masks(n, [], [])
-    lists = [
-        recommend(
-            k=10,
-            popularity=popularity,
-            scores=None,
-            rated=rated,
-            shown=shown,
-            genres=None,
-            exploration_rate=0,
-            seed=seed,
-        ).items
-        for seed in range(10)
-    ]
+    lists = [rank(popularity, seed=seed).items for seed in range(10)]
     assert len({tuple(x) for x in lists}) > 5
     assert all(i < 20 for items in lists for i in items)
 
@@ -129,27 +119,8 @@ def test_genres_are_diversified() -> None:
     n = 40
     genres = [["Drama"] if i < 30 else ["Comedy"] for i in range(n)]
     scores = np.linspace(1, 0, n).astype(np.float32)  # all dramas score higher
-    rated, shown = masks(n, [], [])
-    plain = recommend(
-        k=10,
-        popularity=np.ones(n, dtype=np.float32),
-        scores=scores,
-        rated=rated,
-        shown=shown,
-        genres=None,
-        exploration_rate=0,
-        seed=1,
-    )
-    diverse = recommend(
-        k=10,
-        popularity=np.ones(n, dtype=np.float32),
-        scores=scores,
-        rated=rated,
-        shown=shown,
-        genres=genres,
-        exploration_rate=0,
-        seed=1,
-    )
+    plain = rank(np.ones(n, dtype=np.float32), scores)
+    diverse = rank(np.ones(n, dtype=np.float32), scores, genres=genres)
     assert all(i < 30 for i in plain.items)
     assert sum(i >= 30 for i in diverse.items) >= 3
 
