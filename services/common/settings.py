@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     default_k: int = Field(10, ge=1, le=1000)
     max_k: int = Field(100, ge=1, le=10000)
     exploration_rate: float = Field(0.2, ge=0, le=1)
+    # Pages ranked per fresh ranking: the first is answered, the rest served from Redis by the
+    # next requests without scoring (1 = rank every request).
+    prefetch_pages: int = Field(5, ge=1, le=100)
     model: Literal["auto", "lightfm", "ease", "popularity"] = "auto"
     lightfm_components: int = Field(64, ge=1, le=1024)
     lightfm_epochs: int = Field(60, ge=1, le=1000)
