@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from services.api.prefetched_recs import PrefetchedRecs
 from services.api.recommender import Recommender
 from services.api.routes import admin, catalogue, demo, health, recs
 from services.api.serving_state import ServingStateCache
@@ -36,7 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.cache = cache
         app.state.publisher = publisher
-        app.state.recommender = Recommender(store, cache, settings.exploration_rate)
+        app.state.recommender = Recommender(
+            store, cache, settings.exploration_rate, settings.prefetch_pages
+        )
         try:
             yield
         finally:
@@ -45,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="recsys api", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    # Added first, so it runs inside the common middleware (metrics, limits, CORS).
+    app.add_middleware(PrefetchedRecs, default_k=settings.default_k, max_k=settings.max_k)
     install_common(
         app,
         service="api",

@@ -1,4 +1,9 @@
-"""The /recs use case: read the user's history, score, rank, record impressions."""
+"""The /recs use case: read the user's history, score, rank, record impressions.
+
+Ranking is done for several pages at once: the first page is answered, the rest is stored as
+the user's prefetched list, and the following requests pop their page from it in one Redis
+step (no scoring) until it runs out, a rating of the user empties it, or it cannot fill k.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.api.ranking import recommend
+from services.api.ranking import (
+    SOURCE_EXPLORATION,
+    SOURCE_MODEL,
+    SOURCE_POPULAR,
+    Ranked,
+    recommend,
+)
 from services.api.serving_state import ServingState, ServingStateCache
 from services.api.store import ServingStore
-from services.common.metrics import RECOMMENDATIONS
+from services.common.metrics import PREFETCH, RECOMMENDATIONS
 from services.common.scoring import score_items
+
+# One-letter source codes stored in front of each prefetched item id.
+SOURCE_CODES = {source: source[0] for source in (SOURCE_MODEL, SOURCE_POPULAR, SOURCE_EXPLORATION)}
+SOURCE_NAMES = {code.encode(): source for source, code in SOURCE_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -21,13 +36,43 @@ class Recommendation:
     model_version: str | None
 
 
+def from_prefetched(entries: list[bytes]) -> tuple[list[str], list[str]]:
+    """Item ids and their sources from prefetched entries; counts the sources."""
+    item_ids = [entry[1:].decode() for entry in entries]
+    sources = [SOURCE_NAMES.get(entry[:1], SOURCE_MODEL) for entry in entries]
+    PREFETCH.labels("hit").inc()
+    for source in sources:
+        RECOMMENDATIONS.labels(source).inc()
+    return item_ids, sources
+
+
 class Recommender:
-    def __init__(self, store: ServingStore, cache: ServingStateCache, exploration_rate: float):
+    def __init__(
+        self,
+        store: ServingStore,
+        cache: ServingStateCache,
+        exploration_rate: float,
+        prefetch_pages: int = 1,
+    ):
         self.store = store
         self.cache = cache
         self.exploration_rate = exploration_rate
+        self.prefetch_pages = prefetch_pages
 
-    async def recommend(self, user_id: str, k: int) -> Recommendation:
+    async def recommend(
+        self, user_id: str, k: int, *, try_prefetched: bool = True
+    ) -> Recommendation:
+        """k items for the user; from the prefetched list when it can fill k."""
+        if try_prefetched:
+            entries = await self.store.pop_prefetched(user_id, k)
+            if entries is not None:
+                item_ids, sources = from_prefetched(entries)
+                return Recommendation(item_ids, sources, None)
+        PREFETCH.labels("miss").inc()
+        return await self.rank(user_id, k)
+
+    async def rank(self, user_id: str, k: int) -> Recommendation:
+        """Rank afresh from the live history; answer k, keep the next pages prefetched."""
         view = await self.store.user_view(user_id)
         state = await self.cache.get(view.catalogue_version, view.model_version)
         n = len(state.item_ids)
@@ -41,21 +86,40 @@ class Recommender:
         shown[[i for i in map(state.item_index.get, view.shown) if i is not None]] = True
 
         scores = self._personal_scores(state, user_id, view.liked, view.disliked)
-        ranked = recommend(
-            k=k,
-            popularity=state.popularity,
-            scores=scores,
-            rated=rated,
-            shown=shown,
-            genres=state.genres,
-            exploration_rate=self.exploration_rate,
-            seed=zlib.crc32(user_id.encode()) ^ len(view.shown),
+
+        def rank(depth: int) -> Ranked:
+            return recommend(
+                k=depth,
+                popularity=state.popularity,
+                scores=scores,
+                rated=rated,
+                shown=shown,
+                genres=state.genres,
+                exploration_rate=self.exploration_rate,
+                seed=zlib.crc32(user_id.encode()) ^ len(view.shown),
+            )
+
+        ranked = rank(k * self.prefetch_pages)
+        if ranked.impressions_exhausted:
+            # Too few unseen items for several pages: answer one, prefetch nothing.
+            ranked = rank(k)
+        item_ids = [state.item_ids[i] for i in ranked.items[:k]]
+        sources = ranked.sources[:k]
+        prefetch = [
+            SOURCE_CODES[source] + state.item_ids[i]
+            for i, source in zip(ranked.items[k:], ranked.sources[k:], strict=True)
+        ]
+        await self.store.record_impressions(
+            user_id,
+            item_ids,
+            reset=ranked.impressions_exhausted,
+            prefetch=prefetch,
+            with_model=state.model is not None,
+            feedback_seq=view.feedback_seq,
         )
-        item_ids = [state.item_ids[i] for i in ranked.items]
-        await self.store.record_impressions(user_id, item_ids, reset=ranked.impressions_exhausted)
-        for source in ranked.sources:
+        for source in sources:
             RECOMMENDATIONS.labels(source).inc()
-        return Recommendation(item_ids, ranked.sources, state.model_version)
+        return Recommendation(item_ids, sources, state.model_version)
 
     @staticmethod
     def _personal_scores(

@@ -11,6 +11,56 @@ from redis.asyncio import Redis
 
 from services.common.keys import Keys
 
+# A prefetched list lives a day: an idle user's list is not kept forever.
+PREFETCH_TTL_SECONDS = 24 * 3600
+
+# Next k entries of the user's prefetched list that are still neither shown nor rated,
+# recorded as shown in the same step. False when the list cannot fill k (the caller ranks
+# afresh) or when it was ranked before any model existed and one does now.
+_POP_PREFETCHED = """
+local queue, shown, rated, model = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local k = tonumber(ARGV[1])
+if redis.call('LLEN', queue) <= k then return false end
+local header = redis.call('LPOP', queue)
+if header == '0' and redis.call('EXISTS', model) == 1 then
+  redis.call('DEL', queue)
+  return false
+end
+local out = {}
+while #out < k do
+  local entry = redis.call('LPOP', queue)
+  if not entry then break end
+  local item = string.sub(entry, 2)
+  if redis.call('SISMEMBER', shown, item) == 0 and redis.call('HEXISTS', rated, item) == 0 then
+    out[#out + 1] = entry
+  end
+end
+if #out < k then
+  redis.call('DEL', queue)
+  return false
+end
+for i = 1, #out do redis.call('SADD', shown, string.sub(out[i], 2)) end
+if redis.call('LLEN', queue) > 0 then redis.call('LPUSH', queue, header) end
+return out
+"""
+
+# Record what was shown and replace the prefetched list, unless a rating arrived since the
+# history was read (its list would ignore that rating; the next request ranks afresh).
+# ARGV: reset shown (1/0), feedback seq seen, number shown, header, ttl, shown..., entries...
+_RECORD_SHOWN = """
+local shown, queue, seq = KEYS[1], KEYS[2], KEYS[3]
+if ARGV[1] == '1' then redis.call('DEL', shown) end
+local n = tonumber(ARGV[3])
+for i = 6, 5 + n do redis.call('SADD', shown, ARGV[i]) end
+redis.call('DEL', queue)
+if #ARGV > 5 + n and (redis.call('GET', seq) or '0') == ARGV[2] then
+  redis.call('RPUSH', queue, ARGV[4])
+  for i = 6 + n, #ARGV do redis.call('RPUSH', queue, ARGV[i]) end
+  redis.call('EXPIRE', queue, tonumber(ARGV[5]))
+end
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class UserView:
@@ -21,12 +71,15 @@ class UserView:
     shown: set[str]
     catalogue_version: int
     model_version: str | None
+    feedback_seq: str
 
 
 class ServingStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        self._pop_prefetched = redis.register_script(_POP_PREFETCHED)
+        self._record_shown = redis.register_script(_RECORD_SHOWN)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -37,7 +90,8 @@ class ServingStore:
         pipe.smembers(self.keys.shown(user_id))
         pipe.get(self.keys.catalogue_version)
         pipe.get(self.keys.model_current)
-        rated, shown, cat_version, model_version = await pipe.execute()
+        pipe.get(self.keys.feedback_seq(user_id))
+        rated, shown, cat_version, model_version, seq = await pipe.execute()
         liked: list[str] = []
         disliked: list[str] = []
         for item, value in rated.items():
@@ -48,17 +102,50 @@ class ServingStore:
             shown={s.decode() for s in shown},
             catalogue_version=int(cat_version or 0),
             model_version=model_version.decode() if model_version else None,
+            feedback_seq=seq.decode() if seq else "0",
         )
 
-    async def record_impressions(self, user_id: str, items: Sequence[str], *, reset: bool) -> None:
-        if not items and not reset:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        if reset:
-            pipe.delete(self.keys.shown(user_id))
-        if items:
-            pipe.sadd(self.keys.shown(user_id), *items)
-        await pipe.execute()
+    async def pop_prefetched(self, user_id: str, k: int) -> list[bytes] | None:
+        """The next k prefetched entries (source letter + item id), now recorded as shown."""
+        entries = await self._pop_prefetched(
+            keys=[
+                self.keys.prefetched(user_id),
+                self.keys.shown(user_id),
+                self.keys.rated(user_id),
+                self.keys.model_current,
+            ],
+            args=[k],
+        )
+        return list(entries) if entries else None
+
+    async def record_impressions(
+        self,
+        user_id: str,
+        items: Sequence[str],
+        *,
+        reset: bool,
+        prefetch: Sequence[str] = (),
+        with_model: bool = False,
+        feedback_seq: str = "0",
+    ) -> None:
+        """Add ``items`` to the shown set (after emptying it if ``reset``) and store the
+        ``prefetch`` entries as the user's next items."""
+        await self._record_shown(
+            keys=[
+                self.keys.shown(user_id),
+                self.keys.prefetched(user_id),
+                self.keys.feedback_seq(user_id),
+            ],
+            args=[
+                "1" if reset else "0",
+                feedback_seq,
+                len(items),
+                "1" if with_model else "0",
+                PREFETCH_TTL_SECONDS,
+                *items,
+                *prefetch,
+            ],
+        )
 
     async def add_items(
         self,

@@ -32,6 +32,16 @@ class Keys:
         """SET of item ids already recommended to the user (impressions)."""
         return f"{self.prefix}user:{user_id}:shown"
 
+    def prefetched(self, user_id: str) -> str:
+        """LIST: a header ("1" if ranked with a model, else "0"), then the user's next items,
+        each prefixed with its one-letter source (m, p, e), consumed by /recs page by page."""
+        return f"{self.prefix}user:{user_id}:next"
+
+    def feedback_seq(self, user_id: str) -> str:
+        """Counter bumped with every rating the trainer applies: a list ranked before the
+        latest rating is never stored."""
+        return f"{self.prefix}user:{user_id}:seq"
+
     @property
     def epoch(self) -> str:
         """Counter bumped by /cleanup; a model trained before a wipe is never published."""

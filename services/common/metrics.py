@@ -49,6 +49,11 @@ MODEL_HOLDOUT = Gauge("recsys_model_holdout", "Holdout quality of the current mo
 RECOMMENDATIONS = Counter(
     "recsys_recommendations_total", "Recommended items by where they came from.", ["source"]
 )
+PREFETCH = Counter(
+    "recsys_recs_prefetch_total",
+    "/recs answers served from the user's prefetched list (hit) or ranked afresh (miss).",
+    ["result"],
+)
 
 
 def record_model(version: str, family: str, metrics: dict[str, float]) -> None:

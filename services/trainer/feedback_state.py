@@ -11,9 +11,13 @@ from services.common.events import StoredEvent
 from services.common.keys import Keys
 from services.common.serving_model import ServingModel
 
-# Latest action wins per (user, item): an older event arriving late never overrides.
+# Latest action wins per (user, item): an older event arriving late never overrides. The
+# user's prefetched list is dropped and the feedback counter bumped, so the next /recs ranks
+# with this rating (and a ranking already under way does not store a list without it).
 _APPLY_RATINGS = """
 local key = KEYS[1]
+redis.call('DEL', KEYS[2])
+redis.call('INCR', KEYS[3])
 for i = 1, #ARGV, 3 do
   local item, action, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local old = redis.call('HGET', key, item)
@@ -64,7 +68,15 @@ class FeedbackState:
                 args.extend((item, action, repr(event.timestamp)))
         pipe = self.redis.pipeline(transaction=False)
         for user, args in by_user.items():
-            self._apply(keys=[self.keys.rated(user)], args=args, client=pipe)
+            self._apply(
+                keys=[
+                    self.keys.rated(user),
+                    self.keys.prefetched(user),
+                    self.keys.feedback_seq(user),
+                ],
+                args=args,
+                client=pipe,
+            )
         pipe.execute()
 
     def clear_ratings(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -235,3 +236,119 @@ def test_demo_page_is_served(client: TestClient) -> None:
     assert len(sample["items"]) == 64 and all(i["title"] and i["genres"] for i in sample["items"])
     assert client.get("/static/..%2Fmain.py").status_code == 404
     assert client.get("/static/nope.js").status_code == 404
+
+
+def _prefetch_counts(client: TestClient) -> dict[str, float]:
+    counts = {"hit": 0.0, "miss": 0.0}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("recsys_recs_prefetch_total{"):
+            result = line.split('result="')[1].split('"')[0]
+            counts[result] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_pages_after_the_first_come_from_the_prefetched_list(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(200)
+    add(client, items, genres)
+    before = _prefetch_counts(client)
+    pages = [recs(client, "pager") for _ in range(settings.prefetch_pages)]
+    after = _prefetch_counts(client)
+    assert after["miss"] - before["miss"] == 1
+    assert after["hit"] - before["hit"] == settings.prefetch_pages - 1
+    served = [item for page in pages for item in page]
+    assert len(served) == len(set(served)) == 10 * settings.prefetch_pages
+    shown = {s.decode() for s in redis_client.smembers(f"{settings.key_prefix}user:pager:shown")}
+    assert shown == set(served)
+    # The list is used up: the next page is ranked afresh and still repeats nothing.
+    assert not set(recs(client, "pager")) & set(served)
+    assert _prefetch_counts(client)["miss"] - after["miss"] == 1
+
+
+def test_a_rating_empties_the_prefetched_list(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(100)
+    add(client, items, genres)
+    recs(client, "fan")
+    queued = f"{settings.key_prefix}user:fan:next"
+    upcoming = [e.decode()[1:] for e in redis_client.lrange(queued, 1, -1)]
+    assert len(upcoming) == 10 * (settings.prefetch_pages - 1)
+    feedback_state(settings, redis_client).apply([event("fan", [upcoming[0]], ["dislike"])])
+    assert not redis_client.exists(queued)
+    assert upcoming[0] not in recs(client, "fan")
+
+
+def test_prefetched_items_rated_meanwhile_are_skipped(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    # A rating written without the trainer's script (say, by a rebuild) leaves the list
+    # in place: the pop itself still refuses rated and already shown items.
+    items, genres = catalogue(100)
+    add(client, items, genres)
+    recs(client, "u")
+    queued = f"{settings.key_prefix}user:u:next"
+    upcoming = [e.decode()[1:] for e in redis_client.lrange(queued, 1, -1)]
+    redis_client.hset(f"{settings.key_prefix}user:u:rated", upcoming[0], "like|1")
+    redis_client.sadd(f"{settings.key_prefix}user:u:shown", upcoming[1])
+    page = recs(client, "u")
+    assert page == upcoming[2:12]
+
+
+def test_no_list_is_stored_when_a_rating_lands_during_ranking(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(100)
+    add(client, items, genres)
+    store = client.app.state.store  # type: ignore[attr-defined]
+    view = client.portal.call(store.user_view, "racer")  # type: ignore[union-attr]
+    feedback_state(settings, redis_client).apply([event("racer", [items[0]], ["like"])])
+    client.portal.call(  # type: ignore[union-attr]
+        lambda: store.record_impressions(
+            "racer",
+            [items[1]],
+            reset=False,
+            prefetch=["p" + items[2]],
+            feedback_seq=view.feedback_seq,
+        )
+    )
+    assert not redis_client.exists(f"{settings.key_prefix}user:racer:next")
+    assert redis_client.sismember(f"{settings.key_prefix}user:racer:shown", items[1])
+
+
+def test_a_list_ranked_without_a_model_is_dropped_once_one_exists(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(40)
+    add(client, items, genres)
+    events = two_taste_events(items)
+    recs(client, "user-0", k=3)  # cold: popular items, prefetched
+    assert redis_client.lindex(f"{settings.key_prefix}user:user-0:next", 0) == b"0"
+    feedback_state(settings, redis_client).apply(events)
+    publish(settings, redis_client, events, "ease")
+    recs(client, "user-1", k=3)
+    before = _prefetch_counts(client)["miss"]
+    body = client.get("/recs/user-0?k=3").json()
+    assert _prefetch_counts(client)["miss"] == before + 1
+    assert len(body["item_ids"]) == 3
+
+
+@pytest.mark.parametrize("user", ["plain", "ünïcode", "with/slash", 'quote"d', "sp ace"])
+def test_prefetched_answers_match_the_route_byte_for_byte(client: TestClient, user: str) -> None:
+    items = [f'item-{i}-ü/"x' for i in range(60)]
+    add(client, items)
+    first = client.get(f"/recs/{user.replace('/', '%2F')}?k=4")
+    second = client.get(f"/recs/{user.replace('/', '%2F')}?k=4")
+    assert first.status_code == second.status_code == 200
+    # The first is the route's answer, the second the prefetched layer's.
+    assert first.headers["content-type"] == second.headers["content-type"]
+    assert (
+        first.content
+        == json.dumps(first.json(), ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    assert (
+        second.content
+        == json.dumps(second.json(), ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    assert not set(first.json()["item_ids"]) & set(second.json()["item_ids"])

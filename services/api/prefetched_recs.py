@@ -1,0 +1,88 @@
+"""GET /recs/{user_id} answered from the user's prefetched list, below the framework.
+
+Most /recs requests pop their page from a list ranked by an earlier request (one Redis
+step, no scoring), so the framework's routing, validation and serialisation would be most
+of their cost. This ASGI layer answers those directly; everything else (explain, another
+query, an id the route would refuse, an empty list, a Redis error) goes on to the FastAPI
+route, which applies the full rules, so both paths share one contract.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.api.recommender import Recommender, from_prefetched
+from services.common.events import MAX_ID_LENGTH
+
+PATH_PREFIX = "/recs/"
+# Set in the scope when the list could not fill k, so the route does not ask Redis again.
+PREFETCH_MISSED = "recsys.prefetch_missed"
+# What MetricsMiddleware labels the request with (the route's own template).
+ROUTE = SimpleNamespace(path_format="/recs/{user_id}")
+
+
+def parse_request(path: str, query: bytes, default_k: int, max_k: int) -> tuple[str, int] | None:
+    """(user id, k) for a plain request the route would accept; None for anything else."""
+    user_id = path[len(PATH_PREFIX) :]
+    if not 1 <= len(user_id) <= MAX_ID_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in user_id):
+        return None
+    if not query:
+        return user_id, default_k
+    if not query.startswith(b"k=") or not query[2:].isdigit() or len(query) > 8:
+        return None
+    k = int(query[2:])
+    return (user_id, k) if 1 <= k <= max_k else None
+
+
+class PrefetchedRecs:
+    def __init__(self, app: ASGIApp, default_k: int, max_k: int) -> None:
+        self.app = app
+        self.default_k = default_k
+        self.max_k = max_k
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not scope["path"].startswith(PATH_PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        parsed = parse_request(scope["path"], scope["query_string"], self.default_k, self.max_k)
+        recommender: Recommender | None = getattr(scope["app"].state, "recommender", None)
+        if parsed is None or recommender is None:
+            await self.app(scope, receive, send)
+            return
+        user_id, k = parsed
+        try:
+            entries = await recommender.store.pop_prefetched(user_id, k)
+        except RedisError:
+            entries = None  # the route retries and answers 503 with the reason
+        if entries is None:
+            scope[PREFETCH_MISSED] = True
+            await self.app(scope, receive, send)
+            return
+        item_ids, _ = from_prefetched(entries)
+        scope["route"] = ROUTE
+        await _send_json(send, {"item_ids": item_ids})
+
+
+async def _send_json(send: Send, content: dict[str, Any]) -> None:
+    # Byte for byte what FastAPI's JSONResponse sends for the same content.
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
