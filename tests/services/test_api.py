@@ -247,6 +247,15 @@ def _prefetch_counts(client: TestClient) -> dict[str, float]:
     return counts
 
 
+def _upcoming(redis_client: Redis, queued: str) -> list[str]:
+    """Item ids of a prefetched list after its header, without their source letter."""
+    return [_text(entry)[1:] for entry in redis_client.lrange(queued, 1, -1)]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def test_pages_after_the_first_come_from_the_prefetched_list(
     client: TestClient, settings: Settings, redis_client: Redis
 ) -> None:
@@ -259,7 +268,7 @@ def test_pages_after_the_first_come_from_the_prefetched_list(
     assert after["hit"] - before["hit"] == settings.prefetch_pages - 1
     served = [item for page in pages for item in page]
     assert len(served) == len(set(served)) == 10 * settings.prefetch_pages
-    shown = {s.decode() for s in redis_client.smembers(f"{settings.key_prefix}user:pager:shown")}
+    shown = {_text(s) for s in redis_client.smembers(f"{settings.key_prefix}user:pager:shown")}
     assert shown == set(served)
     # The list is used up: the next page is ranked afresh and still repeats nothing.
     assert not set(recs(client, "pager")) & set(served)
@@ -273,7 +282,7 @@ def test_a_rating_empties_the_prefetched_list(
     add(client, items, genres)
     recs(client, "fan")
     queued = f"{settings.key_prefix}user:fan:next"
-    upcoming = [e.decode()[1:] for e in redis_client.lrange(queued, 1, -1)]
+    upcoming = _upcoming(redis_client, queued)
     assert len(upcoming) == 10 * (settings.prefetch_pages - 1)
     feedback_state(settings, redis_client).apply([event("fan", [upcoming[0]], ["dislike"])])
     assert not redis_client.exists(queued)
@@ -289,7 +298,7 @@ def test_prefetched_items_rated_meanwhile_are_skipped(
     add(client, items, genres)
     recs(client, "u")
     queued = f"{settings.key_prefix}user:u:next"
-    upcoming = [e.decode()[1:] for e in redis_client.lrange(queued, 1, -1)]
+    upcoming = _upcoming(redis_client, queued)
     redis_client.hset(f"{settings.key_prefix}user:u:rated", upcoming[0], "like|1")
     redis_client.sadd(f"{settings.key_prefix}user:u:shown", upcoming[1])
     page = recs(client, "u")
