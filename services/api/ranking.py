@@ -40,21 +40,38 @@ def _spread_positions(k: int, n: int) -> list[int]:
 
 
 def _diverse_order(
-    ordered: NDArray[np.int64], n: int, genres: Sequence[Sequence[str]] | None
+    ordered: NDArray[np.int64], n: int, genres: Sequence[Sequence[str]] | None, page: int
 ) -> list[int]:
-    """Greedy re-ranking that trades a little rank for genres not yet in the list."""
+    """The first n of ``ordered``, re-ranked page by page for genre diversity.
+
+    Each page of ``page`` picks is diversified among the best ``POOL_FACTOR * page``
+    candidates left, exactly as if the pages had been asked for one request at a time.
+    """
     if genres is None or n <= 1:
         return [int(i) for i in ordered[:n]]
-    remaining = [int(i) for i in ordered]
-    sets = [frozenset(genres[i]) for i in remaining]
-    # Share of each candidate's genres already in the list, summed over picks.
-    overlap = [0.0] * len(remaining)
-    taken = [False] * len(remaining)
-    size = max(len(remaining), 1)
+    rest = [int(i) for i in ordered]
     picked: list[int] = []
-    while len(picked) < min(n, len(remaining)):
+    while len(picked) < n and rest:
+        take = min(page, n - len(picked))
+        window = rest[: POOL_FACTOR * take]
+        chosen = _diverse_page(window, take, genres)
+        picked.extend(chosen)
+        taken = set(chosen)
+        rest = [i for i in window if i not in taken] + rest[POOL_FACTOR * take :]
+    return picked
+
+
+def _diverse_page(candidates: list[int], n: int, genres: Sequence[Sequence[str]]) -> list[int]:
+    """Greedy re-ranking that trades a little rank for genres not yet in the page."""
+    sets = [frozenset(genres[i]) for i in candidates]
+    # Share of each candidate's genres already in the page, summed over picks.
+    overlap = [0.0] * len(candidates)
+    taken = [False] * len(candidates)
+    size = max(len(candidates), 1)
+    picked: list[int] = []
+    while len(picked) < min(n, len(candidates)):
         best_pos, best_value = -1, -np.inf
-        for pos in range(len(remaining)):
+        for pos in range(len(candidates)):
             rank_value = -pos / size
             if rank_value <= best_value:
                 break  # penalties only lower a value: nobody further down can win
@@ -64,7 +81,7 @@ def _diverse_order(
             if value > best_value:
                 best_pos, best_value = pos, value
         taken[best_pos] = True
-        picked.append(remaining[best_pos])
+        picked.append(candidates[best_pos])
         chosen = sets[best_pos]
         if chosen:
             for pos, item_genres in enumerate(sets):
@@ -95,11 +112,14 @@ def recommend(
     genres: Sequence[Sequence[str]] | None,
     exploration_rate: float,
     seed: int,
+    page: int | None = None,
 ) -> Ranked:
     """Pick k distinct items: never rated ones, unseen ones first, some exploration.
 
     ``scores`` are personal scores per catalogue item (NaN for items the model does not
-    know) or None for a cold user, who gets popular items rotated by ``seed``.
+    know) or None for a cold user, who gets popular items rotated by ``seed``. ``page``
+    (default k) is the length of the lists the k items will be shown in, page after page:
+    each page is diversified on its own and gets its share of exploration slots.
     """
     rng = np.random.default_rng(seed)
     n_items = popularity.shape[0]
@@ -126,6 +146,9 @@ def recommend(
 
     n_explore = exploration_slots(k, exploration_rate) if n_unseen > k else 0
     n_main = k - n_explore
+    page = min(page or k, k)
+    # Personal or popular picks per page: what is left once its exploration slots are set.
+    page_main = max(1, page - exploration_slots(page, exploration_rate))
 
     picked: list[int] = []
     sources: list[str] = []
@@ -138,7 +161,7 @@ def recommend(
             # Rotate within the popular pool only, so cold lists vary but stay popular.
             noise = rng.gumbel(size=ordered.size) * ROTATION_TEMPERATURE
             ordered = ordered[np.argsort(-(key[ordered] + noise), kind="stable")]
-        chosen = _diverse_order(ordered, need, genres)
+        chosen = _diverse_order(ordered, need, genres, page_main if n_explore else page)
         picked.extend(chosen)
         sources.extend(SOURCE_MODEL if personal_known[i] else SOURCE_POPULAR for i in chosen)
 

@@ -97,6 +97,7 @@ class Recommender:
                 genres=state.genres,
                 exploration_rate=self.exploration_rate,
                 seed=zlib.crc32(user_id.encode()) ^ len(view.shown),
+                page=k,
             )
 
         ranked = rank(k * self.prefetch_pages)

@@ -130,3 +130,29 @@ def test_exploration_slots() -> None:
     assert exploration_slots(10, 0.0) == 0
     assert exploration_slots(10, 0.2) == 2
     assert exploration_slots(3, 1.0) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(45, 120), k=st.integers(2, 10))
+def test_a_deep_ranking_equals_its_pages_asked_one_at_a_time(seed: int, n: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    names = ["drama", "comedy", "horror", "noir"]
+    genres = [tuple(rng.choice(names, size=rng.integers(1, 3), replace=False)) for _ in range(n)]
+    scores = rng.standard_normal(n).astype(np.float32)
+    rated, shown = masks(n, list(rng.choice(n, 5, replace=False)), [])
+    common = {
+        "popularity": np.ones(n, dtype=np.float32),
+        "scores": scores,
+        "rated": rated,
+        "genres": genres,
+        "exploration_rate": 0.0,
+        "seed": 0,
+    }
+    pages = 4
+    deep = recommend(k=k * pages, page=k, shown=shown, **common)  # type: ignore[arg-type]
+    one_by_one: list[int] = []
+    for _ in range(pages):
+        now_shown = shown.copy()
+        now_shown[one_by_one] = True
+        one_by_one += recommend(k=k, shown=now_shown, **common).items  # type: ignore[arg-type]
+    assert deep.items == one_by_one
