@@ -1,10 +1,11 @@
-"""GET /recs/{user_id} answered from the user's prefetched list, below the framework.
+"""GET /recs/{user_id} answered below the framework.
 
 Most /recs requests pop their page from a list ranked by an earlier request (one Redis
 step, no scoring), so the framework's routing, validation and serialisation would be most
-of their cost. This ASGI layer answers those directly; everything else (explain, another
-query, an id the route would refuse, an empty list, a Redis error) goes on to the FastAPI
-route, which applies the full rules, so both paths share one contract.
+of their cost. This ASGI layer answers plain requests (an id and at most ``k``) with the
+same Recommender the route uses; everything else (explain, another query, an id the route
+would refuse, a Redis error) goes on to the FastAPI route, which applies the full rules and
+answers errors, so both paths share one contract.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.api.recommender import Recommender, from_prefetched
+from services.api.recommender import Recommender
 from services.common.events import MAX_ID_LENGTH
 
 PATH_PREFIX = "/recs/"
-# Set in the scope when the list could not fill k, so the route does not ask Redis again.
-PREFETCH_MISSED = "recsys.prefetch_missed"
 # What MetricsMiddleware labels the request with (the route's own template).
 ROUTE = SimpleNamespace(path_format="/recs/{user_id}")
 
@@ -60,16 +59,13 @@ class PrefetchedRecs:
             return
         user_id, k = parsed
         try:
-            entries = await recommender.store.pop_prefetched(user_id, k)
+            result = await recommender.recommend(user_id, k)
         except RedisError:
-            entries = None  # the route retries and answers 503 with the reason
-        if entries is None:
-            scope[PREFETCH_MISSED] = True
+            # Nothing was recorded: the route tries again and answers 503 with the reason.
             await self.app(scope, receive, send)
             return
-        item_ids, _ = from_prefetched(entries)
         scope["route"] = ROUTE
-        await _send_json(send, {"item_ids": item_ids})
+        await _send_json(send, {"item_ids": result.item_ids})
 
 
 async def _send_json(send: Send, content: dict[str, Any]) -> None:

@@ -16,11 +16,16 @@ PREFETCH_TTL_SECONDS = 24 * 3600
 
 # Next k entries of the user's prefetched list that are still neither shown nor rated,
 # recorded as shown in the same step. False when the list cannot fill k (the caller ranks
-# afresh) or when it was ranked before any model existed and one does now.
+# afresh) or when it was ranked before any model existed and one does now; for a user with
+# no list, no impressions and no ratings, {0, catalogue version, model version}.
 _POP_PREFETCHED = """
 local queue, shown, rated, model = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local k = tonumber(ARGV[1])
-if redis.call('LLEN', queue) <= k then return false end
+local length = redis.call('LLEN', queue)
+if length == 0 and redis.call('EXISTS', shown) == 0 and redis.call('EXISTS', rated) == 0 then
+  return {0, redis.call('GET', KEYS[5]) or '0', redis.call('GET', model) or ''}
+end
+if length <= k then return false end
 local header = redis.call('LPOP', queue)
 if header == '0' and redis.call('EXISTS', model) == 1 then
   redis.call('DEL', queue)
@@ -60,6 +65,14 @@ if #ARGV > 5 + n and (redis.call('GET', seq) or '0') == ARGV[2] then
 end
 return 1
 """
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """A user with no history at all, and the versions to rank them with."""
+
+    catalogue_version: int
+    model_version: str | None
 
 
 @dataclass(frozen=True)
@@ -105,18 +118,24 @@ class ServingStore:
             feedback_seq=seq.decode() if seq else "0",
         )
 
-    async def pop_prefetched(self, user_id: str, k: int) -> list[bytes] | None:
-        """The next k prefetched entries (source letter + item id), now recorded as shown."""
-        entries = await self._pop_prefetched(
+    async def pop_prefetched(self, user_id: str, k: int) -> list[bytes] | NewUser | None:
+        """The next k prefetched entries (source letter + item id), now recorded as shown;
+        NewUser for a user with no history at all; None when the user must be ranked."""
+        reply = await self._pop_prefetched(
             keys=[
                 self.keys.prefetched(user_id),
                 self.keys.shown(user_id),
                 self.keys.rated(user_id),
                 self.keys.model_current,
+                self.keys.catalogue_version,
             ],
             args=[k],
         )
-        return list(entries) if entries else None
+        if not reply:
+            return None
+        if reply[0] == 0:
+            return NewUser(int(reply[1]), reply[2].decode() or None)
+        return list(reply)
 
     async def record_impressions(
         self,

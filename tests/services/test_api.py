@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from services.api.main import create_app
+from services.api.recommender import NEW_USER_VARIANTS
 from services.common.settings import Settings
 from tests.conftest import closed_port_url, queued_messages
 from tests.factories import catalogue, event, feedback_state, publish, two_taste_events
@@ -332,15 +334,43 @@ def test_a_list_ranked_without_a_model_is_dropped_once_one_exists(
     items, genres = catalogue(40)
     add(client, items, genres)
     events = two_taste_events(items)
-    recs(client, "user-0", k=3)  # cold: popular items, prefetched
-    assert redis_client.lindex(f"{settings.key_prefix}user:user-0:next", 0) == b"0"
+    recs(client, "watcher", k=3)  # no model yet: popular items, prefetched
+    assert redis_client.lindex(f"{settings.key_prefix}user:watcher:next", 0) == b"0"
     feedback_state(settings, redis_client).apply(events)
     publish(settings, redis_client, events, "ease")
-    recs(client, "user-1", k=3)
     before = _prefetch_counts(client)["miss"]
-    body = client.get("/recs/user-0?k=3").json()
+    assert len(recs(client, "watcher", k=3)) == 3
     assert _prefetch_counts(client)["miss"] == before + 1
-    assert len(body["item_ids"]) == 3
+    assert redis_client.lindex(f"{settings.key_prefix}user:watcher:next", 0) == b"1"
+
+
+def test_prefetch_stores_pages_without_showing_them(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(100)
+    add(client, items, genres)
+    recommender = client.app.state.recommender  # type: ignore[attr-defined]
+    stored = client.portal.call(recommender.prefetch, "early", 10)  # type: ignore[union-attr]
+    assert stored == 10 * settings.prefetch_pages
+    assert not redis_client.exists(f"{settings.key_prefix}user:early:shown")
+    upcoming = _upcoming(redis_client, f"{settings.key_prefix}user:early:next")
+    before = _prefetch_counts(client)
+    assert recs(client, "early") == upcoming[:10]
+    assert _prefetch_counts(client)["hit"] == before["hit"] + 1
+
+
+def test_users_without_history_share_precomputed_variants(client: TestClient) -> None:
+    items, genres = catalogue(300)
+    add(client, items, genres)
+    by_variant: dict[int, list[list[str]]] = {}
+    for i in range(200):
+        user = f"newcomer-{i}"
+        by_variant.setdefault(zlib.crc32(user.encode()) % NEW_USER_VARIANTS, []).append(
+            recs(client, user)
+        )
+    same = [lists for lists in by_variant.values() if len(lists) > 1]
+    assert same and all(lists[0] == other for lists in same for other in lists[1:])
+    assert len(by_variant) > 40  # and they rotate across variants
 
 
 @pytest.mark.parametrize("user", ["plain", "ünïcode", "with/slash", 'quote"d', "sp ace"])

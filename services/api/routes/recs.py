@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from redis.exceptions import RedisError
 
 from services.api.deps import RecommenderDep, SettingsDep
-from services.api.prefetched_recs import PREFETCH_MISSED
 from services.api.schemas import ExplainedRecsResponse, RecsResponse
 from services.common.events import MAX_ID_LENGTH
 
@@ -19,7 +18,6 @@ router = APIRouter(tags=["recommendations"])
 # the server decodes it, and a plain {user_id} would then answer 404 for that user forever.
 @router.get("/recs/{user_id:path}", response_model=RecsResponse | ExplainedRecsResponse)
 async def recs(
-    request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
     recommender: RecommenderDep,
     settings: SettingsDep,
@@ -36,11 +34,7 @@ async def recs(
             # Sources and the model version come with a fresh ranking.
             result = await recommender.rank(user_id, k or settings.default_k)
         else:
-            result = await recommender.recommend(
-                user_id,
-                k or settings.default_k,
-                try_prefetched=not request.scope.get(PREFETCH_MISSED, False),
-            )
+            result = await recommender.recommend(user_id, k or settings.default_k)
     except RedisError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"redis: {error}") from error
     if explain:
