@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild", help="restore ratings and the model in Redis from the interaction log"
     )
     rebuild.add_argument("--no-train", action="store_true", help="replay ratings only")
+    prefetch = commands.add_parser(
+        "prefetch", help="rank the next pages of the most recently active users ahead"
+    )
+    prefetch.add_argument("--users", type=int, default=10_000, help="how many users at most")
+    prefetch.add_argument("--budget", type=float, default=600.0, help="seconds at most")
     commands.add_parser(
         "evaluate", help="offline evaluation (see `recsys evaluate --help`)", add_help=False
     )
@@ -85,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         return _serve("services.api.main:create_app", settings.api_port)
     if args.command == "collector":
         return _serve("services.collector.main:create_app", settings.collector_port)
+    if args.command == "prefetch":
+        _single_threaded_blas()
+        from services.api.prefetcher import run_prefetch
+
+        run_prefetch(settings, args.users, args.budget)
+        return 0
 
     from services.trainer import worker
 

@@ -137,6 +137,11 @@ class ServingStore:
             return NewUser(int(reply[1]), reply[2].decode() or None)
         return list(reply)
 
+    async def recent_users(self, limit: int) -> list[str]:
+        """Up to ``limit`` users, latest rating first."""
+        users = await self.redis.zrevrange(self.keys.active_users, 0, limit - 1)
+        return [user.decode() if isinstance(user, bytes) else str(user) for user in users]
+
     async def record_impressions(
         self,
         user_id: str,

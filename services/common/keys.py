@@ -43,6 +43,11 @@ class Keys:
         return f"{self.prefix}user:{user_id}:seq"
 
     @property
+    def active_users(self) -> str:
+        """ZSET user id -> time of their latest rating: whose lists to prefetch first."""
+        return f"{self.prefix}users:active"
+
+    @property
     def epoch(self) -> str:
         """Counter bumped by /cleanup; a model trained before a wipe is never published."""
         return f"{self.prefix}epoch"

@@ -18,7 +18,8 @@ _APPLY_RATINGS = """
 local key = KEYS[1]
 redis.call('DEL', KEYS[2])
 redis.call('INCR', KEYS[3])
-for i = 1, #ARGV, 3 do
+redis.call('ZADD', KEYS[4], 'GT', ARGV[#ARGV], ARGV[#ARGV - 1])
+for i = 1, #ARGV - 2, 3 do
   local item, action, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local old = redis.call('HGET', key, item)
   local old_ts = -1
@@ -62,19 +63,23 @@ class FeedbackState:
     def apply(self, events: Sequence[StoredEvent]) -> None:
         """Record each user's latest action per item; idempotent on redelivery."""
         by_user: dict[str, list[str]] = {}
+        latest: dict[str, float] = {}
         for event in events:
             args = by_user.setdefault(event.user_id, [])
             for item, action in zip(event.item_ids, event.actions, strict=True):
                 args.extend((item, action, repr(event.timestamp)))
+            latest[event.user_id] = max(latest.get(event.user_id, 0.0), event.timestamp)
         pipe = self.redis.pipeline(transaction=False)
         for user, args in by_user.items():
+            # The last two arguments: the user and their latest time, for the active set.
             self._apply(
                 keys=[
                     self.keys.rated(user),
                     self.keys.prefetched(user),
                     self.keys.feedback_seq(user),
+                    self.keys.active_users,
                 ],
-                args=args,
+                args=[*args, user, repr(latest[user])],
                 client=pipe,
             )
         pipe.execute()

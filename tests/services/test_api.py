@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zlib
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from services.api.main import create_app
+from services.api.prefetcher import prefetch_recent
 from services.api.recommender import NEW_USER_VARIANTS
 from services.common.settings import Settings
 from tests.conftest import closed_port_url, queued_messages
@@ -391,3 +393,22 @@ def test_prefetched_answers_match_the_route_byte_for_byte(client: TestClient, us
         == json.dumps(second.json(), ensure_ascii=False, separators=(",", ":")).encode()
     )
     assert not set(first.json()["item_ids"]) & set(second.json()["item_ids"])
+
+
+def test_prefetch_recent_ranks_the_latest_raters_first(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(60)
+    add(client, items, genres)
+    feedback_state(settings, redis_client).apply(
+        [event(f"r{i}", [items[i]], ["like"], ts=1000.0 + i) for i in range(5)]
+    )
+    done = asyncio.run(prefetch_recent(settings, users=3, budget_seconds=60))
+    assert done == 3
+    lists = {
+        u: redis_client.exists(f"{settings.key_prefix}user:{u}:next")
+        for u in ("r4", "r3", "r2", "r1")
+    }
+    assert lists == {"r4": 1, "r3": 1, "r2": 1, "r1": 0}
+    # Their lists never hold what they rated.
+    assert f"m{items[4]}" not in _upcoming(redis_client, f"{settings.key_prefix}user:r4:next")
