@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.collector.fast_path import PATH, InteractFastPath
 from services.collector.routes import health, interact
 from services.common.broker import open_publisher
 from services.common.http import install_common
@@ -28,6 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="recsys collector", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.include_router(interact.router)
+    app.include_router(health.router)
+    # Added first, so innermost: the shared middleware below wraps the fast path as well.
+    [route] = [r for r in interact.router.routes if getattr(r, "path", None) == PATH]
+    app.add_middleware(InteractFastPath, route=route)
     install_common(
         app,
         service="collector",
@@ -38,6 +44,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_wait_seconds,
         ),
     )
-    app.include_router(interact.router)
-    app.include_router(health.router)
     return app

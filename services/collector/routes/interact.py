@@ -1,15 +1,19 @@
-"""POST /interact: validate, stamp the time, publish with confirmation."""
+"""POST /interact: validate, stamp the time, publish with confirmation.
+
+The common case (``Content-Type: application/json`` and a valid event) is answered by
+services.collector.fast_path before FastAPI routes the request; this route answers
+everything else (other JSON content types, invalid bodies) and documents the endpoint in
+the OpenAPI schema.
+"""
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, HTTPException, status
 
+from services.collector.accept import accept
 from services.collector.deps import PublisherDep
 from services.common.broker import BrokerUnavailableError
 from services.common.events import InteractEvent
-from services.common.metrics import EVENTS_PUBLISHED, EVENTS_REJECTED
 
 router = APIRouter(tags=["feedback"])
 
@@ -23,12 +27,8 @@ router = APIRouter(tags=["feedback"])
 )
 async def interact(event: InteractEvent, publisher: PublisherDep) -> dict[str, str]:
     """Accept likes/dislikes; 200 means the broker holds a persistent copy."""
-    if event.timestamp is None:
-        event = event.model_copy(update={"timestamp": time.time()})
     try:
-        message_id = await publisher.publish(event.model_dump_json().encode())
+        message_id = await accept(event, publisher)
     except BrokerUnavailableError as error:
-        EVENTS_REJECTED.labels("broker").inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
-    EVENTS_PUBLISHED.inc()
     return {"status": "ok", "event_id": message_id}

@@ -1,0 +1,116 @@
+"""POST /interact without FastAPI's per-request machinery: the hot path of ingestion.
+
+Profiled under wrk (docs/benchmarks.md, section 2), routing, dependency solving, exit
+stacks, the JSON round trip through Python objects and response rendering took about half
+of the collector's CPU per event. This middleware answers the common case itself: a body
+sent as ``application/json`` that validates goes from pydantic-core straight to the broker.
+
+Anything else - other paths or methods, other content types, a body that does not
+validate - is passed on to the FastAPI app with the body replayed, so the error answers
+(422/400 JSON bodies) are produced by the same code as before, byte for byte, and the set
+of accepted events stays the route's (pydantic-core's JSON parser refuses a few bodies
+Python's json accepts, e.g. a UTF-8 BOM; those take the route).
+
+It is added innermost, inside the middleware of services.common.http: metrics, the
+concurrency and body size limits and CORS apply to it unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.collector.accept import EVENT_JSON, accept
+from services.common.broker import BrokerUnavailableError, Publisher
+from services.common.http import error_body
+
+PATH = "/interact"
+_JSON = b"application/json"
+_OK_HEADERS = [(b"content-type", b"application/json")]
+
+
+class InteractFastPath:
+    """Serves valid JSON ``POST /interact`` requests; passes every other request on."""
+
+    def __init__(self, app: ASGIApp, route: Any) -> None:
+        self.app = app
+        # The FastAPI route of /interact: set as scope["route"] so MetricsMiddleware labels
+        # these requests "/interact" exactly as when the router matched them.
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or not _is_plain_json(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route
+        body = await _read_body(receive)
+        if body is None:  # the client left, or BodySizeLimit cut the body off: no answer
+            return
+        try:
+            event = EVENT_JSON.validate_json(body)
+        except ValidationError:
+            # The route re-parses it and answers with the documented error body.
+            await self.app(scope, _replay(body, receive), send)
+            return
+        publisher: Publisher = scope["app"].state.publisher
+        try:
+            message_id = await accept(event, publisher)
+        except BrokerUnavailableError as error:
+            await JSONResponse(error_body(str(error)), status_code=503)(scope, receive, send)
+            return
+        # Same bytes as the route's JSONResponse({"status": "ok", "event_id": ...}).
+        content = b'{"status":"ok","event_id":"' + message_id.encode() + b'"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(content)).encode()), *_OK_HEADERS],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+
+def _is_plain_json(scope: Scope) -> bool:
+    """True for exactly ``Content-Type: application/json`` (variants take the route)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value == _JSON)
+    return False
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that yields the body already read, then defers to the server's."""
+    replayed = False
+
+    async def receive_again() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive_again
