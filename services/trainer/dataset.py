@@ -91,3 +91,99 @@ def from_events(events: Iterable[StoredEvent], item_ids: Iterable[str] = ()) -> 
                 yield event.user_id, item, LIKE if action == "like" else DISLIKE, event.timestamp
 
     return from_triples(triples(), item_ids)
+
+
+# Events parsed before their rows are merged into the deduplicated arrays.
+MERGE_BATCH = 1 << 16
+
+
+class InteractionStore:
+    """Deduplicated interactions kept up to date as events arrive (latest action wins).
+
+    For a long-running trainer that reads only the new log lines each cycle: events are
+    merged into arrays sorted by (user, item) in batches, so a cycle costs the new events
+    plus one linear merge, not a re-parse of the whole log. Same rule as ``from_triples``:
+    the later timestamp wins, a tie goes to the event that arrived later. Users and items
+    are indexed in order of first appearance and indices never change, so arrays derived
+    from an earlier snapshot (item neighbours) stay aligned with later ones.
+    """
+
+    def __init__(self, item_ids: Iterable[str] = ()) -> None:
+        self.user_index: dict[str, int] = {}
+        self.item_index: dict[str, int] = {
+            item: i for i, item in enumerate(dict.fromkeys(item_ids))
+        }
+        self.events = 0
+        self._keys = np.empty(0, dtype=np.int64)
+        self._values = np.empty(0, dtype=np.float32)
+        self._stamps = np.empty(0, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return int(self._keys.size)
+
+    def likes(self) -> int:
+        return int((self._values > 0).sum())
+
+    def add(self, events: Iterable[StoredEvent]) -> int:
+        """Merge ``events``; returns how many were added."""
+        users: list[int] = []
+        items: list[int] = []
+        values: list[float] = []
+        stamps: list[float] = []
+        user_index, item_index = self.user_index, self.item_index
+        added = 0
+        for event in events:
+            added += 1
+            user = user_index.setdefault(event.user_id, len(user_index))
+            for item, action in zip(event.item_ids, event.actions, strict=True):
+                users.append(user)
+                items.append(item_index.setdefault(item, len(item_index)))
+                values.append(LIKE if action == "like" else DISLIKE)
+                stamps.append(event.timestamp)
+            if len(users) >= MERGE_BATCH:
+                self._merge(users, items, values, stamps)
+                users, items, values, stamps = [], [], [], []
+        self._merge(users, items, values, stamps)
+        self.events += added
+        return added
+
+    def _merge(
+        self, users: list[int], items: list[int], values: list[float], stamps: list[float]
+    ) -> None:
+        if not users:
+            return
+        keys = (np.array(users, dtype=np.int64) << 32) | np.array(items, dtype=np.int64)
+        new_values = np.array(values, dtype=np.float32)
+        new_stamps = np.array(stamps, dtype=np.float64)
+        # Within the batch: sort by key, then timestamp; lexsort is stable, so among equal
+        # timestamps the later event comes last. The last row of each key wins.
+        order = np.lexsort((new_stamps, keys))
+        keys, new_values, new_stamps = keys[order], new_values[order], new_stamps[order]
+        last = np.ones(keys.size, dtype=bool)
+        last[:-1] = keys[1:] != keys[:-1]
+        keys, new_values, new_stamps = keys[last], new_values[last], new_stamps[last]
+        # Against what is stored: replace when at least as recent, insert unseen pairs.
+        pos = np.searchsorted(self._keys, keys)
+        found = pos < self._keys.size
+        found[found] = self._keys[pos[found]] == keys[found]
+        newer = found.copy()
+        newer[found] = new_stamps[found] >= self._stamps[pos[found]]
+        self._values[pos[newer]] = new_values[newer]
+        self._stamps[pos[newer]] = new_stamps[newer]
+        fresh = ~found
+        if fresh.any():
+            at = pos[fresh]
+            self._keys = np.insert(self._keys, at, keys[fresh])
+            self._values = np.insert(self._values, at, new_values[fresh])
+            self._stamps = np.insert(self._stamps, at, new_stamps[fresh])
+
+    def interactions(self) -> Interactions:
+        """A snapshot: later ``add`` calls do not change it."""
+        return Interactions(
+            list(self.user_index),
+            list(self.item_index),
+            (self._keys >> 32).astype(np.int32),
+            (self._keys & 0xFFFFFFFF).astype(np.int32),
+            self._values.copy(),
+            self._stamps.copy(),
+        )

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,6 +15,19 @@ from pydantic import ValidationError
 from services.common.events import StoredEvent
 
 log = logging.getLogger(__name__)
+
+
+class LogRewrittenError(RuntimeError):
+    """The log no longer continues what a cursor has read (truncated by /cleanup)."""
+
+
+@dataclass
+class LogCursor:
+    """How far an incremental reader got: a byte offset just past a complete line, and that
+    line, which identifies the log it came from (every line carries a unique event id)."""
+
+    offset: int = 0
+    last_line: bytes = b""
 
 
 class InteractionLog:
@@ -81,6 +95,33 @@ class InteractionLog:
                     yield StoredEvent.model_validate_json(line)
                 except ValidationError:
                     log.warning("interaction log: skipping unreadable line %d", number)
+
+    def read_new(self, cursor: LogCursor) -> Iterator[StoredEvent]:
+        """Events appended after ``cursor``, advancing it past every complete line consumed.
+
+        Raises LogRewrittenError before yielding anything when the log does not continue
+        what the cursor saw: it is shorter than the cursor's offset, or the bytes before the
+        offset are no longer the cursor's last line (truncated, then written again). The
+        check and the read use one file handle, so they see the same file.
+        """
+        with open(self.path, "rb") as file:
+            if cursor.offset:
+                size = os.fstat(file.fileno()).st_size
+                start = cursor.offset - len(cursor.last_line)
+                file.seek(start)
+                if size < cursor.offset or file.read(len(cursor.last_line)) != cursor.last_line:
+                    raise LogRewrittenError(f"{self.path} was rewritten since offset {start}")
+            for line in file:
+                if not line.endswith(b"\n"):
+                    break  # being written right now by the ingester; read it next time
+                cursor.offset += len(line)
+                cursor.last_line = line
+                try:
+                    event = StoredEvent.model_validate_json(line)
+                except ValidationError:
+                    log.warning("interaction log: skipping an unreadable line at %d", cursor.offset)
+                    continue
+                yield event
 
     def event_ids(self) -> set[str]:
         ids: set[str] = set()
