@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     lightfm_learning_rate: float = Field(0.02, gt=0, le=1)
     train_threads: int = Field(2, ge=1, le=64)
     models_kept: int = Field(2, ge=1, le=20)
+    # A long-running trainer keeps the last model selection (the family and its validation
+    # metrics) and fits only that family; it validates again once the interactions grew by
+    # this fraction since the last selection (0: every cycle) ...
+    reselect_growth: float = Field(0.2, ge=0)
+    # ... or after this many cycles without one (0: no cycle limit). A restart, a /cleanup
+    # and the first cycle always select.
+    reselect_every: int = Field(50, ge=0)
+    # Item neighbours of LightFM and popularity models (the freshness path) are recomputed
+    # once the likes grew by this fraction since they were computed, or items were added;
+    # until then each cycle reuses them (0: recompute every cycle).
+    neighbours_refresh_growth: float = Field(0.05, ge=0)
 
     ingest_batch: int = Field(500, ge=1, le=10000)
     publish_timeout: float = Field(5.0, gt=0)

@@ -17,7 +17,7 @@ from services.common.settings import Settings
 from services.trainer.feedback_state import FeedbackState
 from services.trainer.ingest import Ingester
 from services.trainer.interaction_log import InteractionLog
-from services.trainer.training import TrainingOutcome, train_once
+from services.trainer.training import Trainer, TrainingOutcome, train_once
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,17 @@ def run_train_once(settings: Settings) -> int:
 
 
 class TrainingLoop:
-    """Retrains every interval when new events arrived since the last cycle."""
+    """Retrains every interval when new events arrived since the last cycle.
+
+    One ``Trainer`` for the process lifetime: it keeps the parsed log, the model selection
+    and the item neighbours between cycles (see ``services.trainer.training.Trainer``).
+    """
 
     def __init__(self, settings: Settings, interaction_log: InteractionLog, state: FeedbackState):
         self.settings = settings
         self.log = interaction_log
         self.state = state
+        self.trainer = Trainer(settings, interaction_log, state)
         self.stop = threading.Event()
         self.dirty = threading.Event()
 
@@ -105,7 +110,7 @@ class TrainingLoop:
                 continue
             self.dirty.clear()
             try:
-                outcome = train_once(self.settings, self.log, self.state)
+                outcome = self.trainer.cycle()
             except Exception:
                 log.exception("training cycle failed; the last model stays in service")
                 self.dirty.set()

@@ -10,14 +10,16 @@ from lightfm import LightFM
 
 from services.common.serving_model import ServingModel
 from services.trainer.dataset import Interactions
-from services.trainer.models.base import ModelParams, serving_model
+from services.trainer.models.base import ModelParams, Neighbours, serving_model
 from services.trainer.models.ease import ease_neighbours
 
 log = logging.getLogger(__name__)
 
 
-def fit(data: Interactions, params: ModelParams) -> ServingModel:
-    """Fit WARP on the likes.
+def fit(
+    data: Interactions, params: ModelParams, neighbours: Neighbours | None = None
+) -> ServingModel:
+    """Fit WARP on the likes; ``neighbours`` given are used as they are.
 
     WARP only learns from positive entries (LightFM skips non-positive ones), so dislikes
     are not fed to the fit; they act at serving time, where scoring pushes down the
@@ -40,10 +42,12 @@ def fit(data: Interactions, params: ModelParams) -> ServingModel:
             log.debug("lightfm epoch %d/%d", epoch + 1, params.epochs)
     log.info("lightfm fit %d epochs in %.1fs", params.epochs, time.perf_counter() - started)
     # EASE neighbours carry fresh likes and, blended with the factors, lift quality too.
+    if neighbours is None:
+        neighbours = ease_neighbours(positives.tocsr(), params)
     return serving_model(
         "lightfm",
         data,
-        ease_neighbours(positives.tocsr(), params),
+        neighbours,
         user_factors=np.ascontiguousarray(model.user_embeddings, dtype=np.float32),
         item_factors=np.ascontiguousarray(model.item_embeddings, dtype=np.float32),
         item_bias=np.ascontiguousarray(model.item_biases, dtype=np.float32),
