@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     # and the first cycle always select.
     reselect_every: int = Field(50, ge=0)
     # Item neighbours of LightFM and popularity models (the freshness path) are recomputed
-    # once the likes grew by this fraction since they were computed, or items were added;
-    # until then each cycle reuses them (0: recompute every cycle).
+    # once the likes grew by this fraction since they were computed; until then each cycle
+    # reuses them, items added meanwhile having none yet (0: recompute every cycle).
     neighbours_refresh_growth: float = Field(0.05, ge=0)
 
     ingest_batch: int = Field(500, ge=1, le=10000)

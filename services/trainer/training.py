@@ -9,6 +9,8 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from services.common.metrics import (
     LAST_TRAINING_SUCCESS,
     TRAINING_DURATION,
@@ -21,6 +23,7 @@ from services.trainer.dataset import Interactions, InteractionStore
 from services.trainer.feedback_state import FeedbackState
 from services.trainer.interaction_log import InteractionLog, LogCursor, LogRewrittenError
 from services.trainer.models import REUSABLE_NEIGHBOURS, ModelParams, Neighbours, fit_model
+from services.trainer.models.base import empty_neighbours
 from services.trainer.selection import select_model
 
 log = logging.getLogger(__name__)
@@ -95,7 +98,7 @@ class Trainer:
       after ``reselect_every`` cycles; the cycles between fit the chosen family once and
       carry its validation metrics;
     - the item neighbours of LightFM and popularity models, recomputed when the likes grew
-      by ``neighbours_refresh_growth`` or items were added.
+      by ``neighbours_refresh_growth`` (items added meanwhile get empty rows until then).
     """
 
     def __init__(
@@ -136,18 +139,27 @@ class Trainer:
         return every > 0 and selected.cycles >= every
 
     def _reusable_neighbours(self, family: str, data: Interactions) -> Neighbours | None:
+        """The last neighbours, if still fresh enough, with empty rows for items added since.
+
+        Item indices only ever grow (``InteractionStore``), so old rows stay aligned; an
+        item added since has no neighbours until the next refresh (its own factors still
+        rank it, and the likes that trigger a refresh include its likes).
+        """
         known = self._neighbours
-        if (
-            known is None
-            or known.family != family
-            or family not in REUSABLE_NEIGHBOURS
-            or known.neighbours[0].shape[0] != len(data.item_ids)
-        ):
+        n_items = len(data.item_ids)
+        if known is None or known.family != family or family not in REUSABLE_NEIGHBOURS:
+            return None
+        idx, weight = known.neighbours
+        if idx.shape[0] > n_items:
             return None
         likes = int((data.values > 0).sum())
-        if likes >= known.likes * (1 + self.settings.neighbours_refresh_growth) or likes == 0:
+        if likes == 0 or likes >= known.likes * (1 + self.settings.neighbours_refresh_growth):
             return None
-        return known.neighbours
+        if idx.shape[0] < n_items:
+            pad_idx, pad_weight = empty_neighbours(n_items - idx.shape[0], idx.shape[1])
+            idx, weight = np.concatenate([idx, pad_idx]), np.concatenate([weight, pad_weight])
+            self._neighbours = _KnownNeighbours(family, (idx, weight), known.likes)
+        return idx, weight
 
     def _fit(self, data: Interactions) -> tuple[ServingModel, str]:
         params = model_params(self.settings)

@@ -61,14 +61,15 @@ def test_cycles_fit_once_until_the_data_grew(
     first = trainer.cycle()
     assert first.published and first.model is not None and len(selections) == 1
     assert "ndcg@10" in first.model.metrics
-    # A little more data: no new selection, the validation metrics carried over, and
-    # the item neighbours reused (the likes grew less than 10%).
-    log.append(more_likes(range(1), items))
+    # A little more data, one new item: no new selection, the validation metrics carried
+    # over, the item neighbours reused (the likes grew less than 10%), none for the new item.
+    log.append([event("late-0", [items[0], "brand-new"], ["like", "like"])])
     second = trainer.cycle()
     assert second.published and second.model is not None and len(selections) == 1
     assert second.model.metrics["ndcg@10"] == first.model.metrics["ndcg@10"]
-    assert "late-0" in second.model.user_ids
-    assert np.array_equal(second.model.neighbor_idx, first.model.neighbor_idx)
+    assert "late-0" in second.model.user_ids and second.model.item_ids[-1] == "brand-new"
+    assert np.array_equal(second.model.neighbor_idx[:-1], first.model.neighbor_idx)
+    assert (second.model.neighbor_idx[-1] == -1).all()
     assert "neighbours reused" in second.reason
     # Likes grew past 10%: neighbours recomputed, still no selection.
     log.append(more_likes(range(1, 20), items))
