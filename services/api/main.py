@@ -14,7 +14,7 @@ from services.api.routes import admin, catalogue, demo, health, recs
 from services.api.serving_state import ServingStateCache
 from services.api.store import ServingStore
 from services.common.broker import open_publisher
-from services.common.http import install_common
+from services.common.http import TELEMETRY_OFF, install_common
 from services.common.keys import Keys
 from services.common.settings import Settings, get_settings
 
@@ -46,7 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await publisher.close()
             await redis.aclose()
 
-    app = FastAPI(title="recsys api", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="recsys api",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
+    )
     app.state.settings = settings
     # Added first, so it runs inside the common middleware (metrics, limits, CORS).
     app.add_middleware(PrefetchedRecs, default_k=settings.default_k, max_k=settings.max_k)

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     cors_origins: str = "*"
     log_level: str = "INFO"
+    # FastAPI's native OpenTelemetry hook. Off by default: the services export Prometheus
+    # metrics, and the hook looks up the tracer provider in os.environ on every request
+    # (18% of the api's CPU under load, py-spy in docs/benchmarks.md). Turn it on when an
+    # OpenTelemetry SDK is configured.
+    opentelemetry: bool = False
     termination_log: Path | None = None
 
     @field_validator("redis_url", "amqp_url", "admin_token")
