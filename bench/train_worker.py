@@ -1,7 +1,8 @@
 """One measured training step in its own process, so its peak memory is its own.
 
     python -m bench.train_worker bare  --data D.npz --epochs E
-    python -m bench.train_worker cycle --log L --model lightfm|auto --epochs E --prefix P
+    python -m bench.train_worker cycle --log L --data D.npz --model lightfm|auto --epochs E
+        --prefix P [--tail F] [--rounds R]
     python -m bench.train_worker scale --data D.npz --epochs E --prefix P
 
 Prints one JSON line: seconds, a breakdown by phase and ``peak_rss`` (ru_maxrss).
@@ -15,6 +16,7 @@ import json
 import resource
 import sys
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -69,51 +71,103 @@ def bare(args: argparse.Namespace) -> dict[str, Any]:
         learning_rate=settings.lightfm_learning_rate,
         random_state=np.random.RandomState(42),
     )
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     model.fit(positives, epochs=args.epochs, num_threads=settings.train_threads)
-    return {"seconds": time.perf_counter() - started, "likes": int(positives.nnz)}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+        "likes": int(positives.nnz),
+    }
+
+
+def peak_rss_since_reset() -> int:
+    """The process's resident high-water mark (VmHWM) since ``reset_peak_rss``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return peak_rss()
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def split_log(source: Path, tail: float, work: Path) -> tuple[Path, list[bytes]]:
+    """A copy of the log without its last ``tail`` share of lines, and those lines."""
+    lines = source.read_bytes().splitlines(keepends=True)
+    keep = len(lines) - int(len(lines) * tail)
+    work.mkdir(parents=True, exist_ok=True)
+    head = work / f"cycle-{uuid.uuid4().hex[:8]}.log"
+    with open(head, "wb") as out:
+        out.writelines(lines[:keep])
+    return head, lines[keep:]
 
 
 def cycle(args: argparse.Namespace) -> dict[str, Any]:
-    """``train_once`` as the trainer runs it, phases timed by wrapping the functions it calls."""
+    """A long-running trainer's cycles as it runs them, phases timed by wrapping functions.
+
+    1. ``first``: a fresh trainer on the log minus its last ``--tail`` share of lines
+       (reads and parses everything, selects the model family, computes neighbours);
+    2. ``--rounds`` steady cycles, each after the next slice of those last lines was
+       appended: it reads only them, fits the selected family once, reuses the item
+       neighbours. Each is interleaved with a bare LightFM fit on ``--data`` in this same
+       process (alternating which goes first), so the two see the same machine load; the
+       median steady cycle is the returned top level, the pairs are in ``interleaved``;
+    3. ``refresh``: the same data again with the neighbours recomputed
+       (``neighbours_refresh_growth=0``), the cost of a cycle that refreshes them.
+    Each cycle reports its own seconds, CPU seconds, phases and peak RSS (VmHWM reset
+    before each cycle).
+    """
     from redis import Redis
 
     from services.common.keys import Keys
     from services.common.settings import Settings
-    from services.trainer import selection, training
+    from services.trainer import dataset, selection, training
     from services.trainer.feedback_state import FeedbackState
     from services.trainer.interaction_log import InteractionLog
     from services.trainer.models import lightfm_model
 
+    head, tail_lines = split_log(args.log, args.tail, args.work)
     settings = Settings(
         model=args.model,
         lightfm_epochs=args.epochs,
         key_prefix=args.prefix,
         redis_url=args.redis,
-        data_dir=args.log.parent,
+        data_dir=head.parent,
     )
-    from_events = training.from_events
+    store_add = dataset.InteractionStore.add
 
-    def dataset_timed(*args: Any, **kwargs: Any) -> Any:
-        """Dataset time without the log reading a streamed cycle does inside it."""
+    def add_timed(self: Any, events: Any) -> int:
+        """Dataset time without the log reading the streamed merge does inside it."""
         read_before, started = PHASES["read log"], time.perf_counter()
-        result = from_events(*args, **kwargs)
+        added = store_add(self, events)
         reading = PHASES["read log"] - read_before
         PHASES["dataset"] += time.perf_counter() - started - reading
-        return result
+        return added
 
-    training.from_events = dataset_timed
-    selection.fit_model = timed("fit (all families, incl. neighbours)", selection.fit_model)
+    dataset.InteractionStore.add = add_timed  # type: ignore[method-assign]
+    dataset.InteractionStore.interactions = timed(  # type: ignore[method-assign]
+        "dataset", dataset.InteractionStore.interactions
+    )
+    fit_phase = "fit (all families, incl. neighbours)"
+    selection.fit_model = timed(fit_phase, selection.fit_model)
+    training.fit_model = timed(fit_phase, training.fit_model)  # type: ignore[attr-defined]
+    training.select_model = timed(  # type: ignore[attr-defined]
+        "selection (validation fits, scoring, refit)", training.select_model
+    )
     selection.evaluate_model = timed("validation scoring", selection.evaluate_model)
     selection.temporal_split = timed("validation split", selection.temporal_split)
     lightfm_model.ease_neighbours = timed("neighbours (EASE top-M)", lightfm_model.ease_neighbours)
-    FeedbackState.publish_model = timed("publish (serialise + Redis)", FeedbackState.publish_model)
-    interaction_log = InteractionLog(args.log, read_only=True)
-    read = interaction_log.read
+    FeedbackState.publish_model = timed(  # type: ignore[method-assign]
+        "publish (serialise + Redis)", FeedbackState.publish_model
+    )
+    interaction_log = InteractionLog(head, read_only=True)
+    read_new = interaction_log.read_new
 
-    def read_timed() -> Any:
+    def read_timed(cursor: Any) -> Any:
         """Time spent inside the log reader, however the cycle consumes it."""
-        events = read()
+        events = read_new(cursor)
         while True:
             started = time.perf_counter()
             try:
@@ -124,20 +178,70 @@ def cycle(args: argparse.Namespace) -> dict[str, Any]:
             PHASES["read log"] += time.perf_counter() - started
             yield event
 
-    interaction_log.read = read_timed  # type: ignore[method-assign]
+    interaction_log.read_new = read_timed  # type: ignore[method-assign]
     redis = Redis.from_url(args.redis)
     state = FeedbackState(redis, Keys(args.prefix))
-    started = time.perf_counter()
-    outcome = training.train_once(settings, interaction_log, state)
-    seconds = time.perf_counter() - started
-    model = outcome.model
+    trainer = training.Trainer(settings, interaction_log, state)
+
+    def one() -> dict[str, Any]:
+        PHASES.clear()
+        reset_peak_rss()
+        started, cpu = time.perf_counter(), time.process_time()
+        outcome = trainer.cycle()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        model = outcome.model
+        return {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "published": outcome.published,
+            "reason": outcome.reason,
+            "family": model.family if model else None,
+            "events": outcome.events,
+            "blob_bytes": len(model.to_bytes()) if model else 0,
+            "metrics": {k: v for k, v in (model.metrics if model else {}).items() if "ndcg" in k},
+            "phases": dict(PHASES),
+            "peak_rss": peak_rss_since_reset(),
+        }
+
+    def bare_here() -> dict[str, Any]:
+        return bare(args)
+
+    steady: list[dict[str, Any]] = []
+    bares: list[dict[str, float]] = []
+    try:
+        first = one()
+        for round_no, chunk in enumerate(np.array_split(np.arange(len(tail_lines)), args.rounds)):
+            with open(head, "ab") as out:
+                out.writelines(tail_lines[i] for i in chunk)
+            if round_no % 2:
+                steady.append(one())
+                bares.append(bare_here())
+            else:
+                bares.append(bare_here())
+                steady.append(one())
+        trainer.settings = settings.model_copy(update={"neighbours_refresh_growth": 0.0})
+        refresh = one()
+    finally:
+        head.unlink(missing_ok=True)
+    median_steady = sorted(steady, key=lambda r: r["seconds"])[len(steady) // 2]
+    PHASES.clear()
+    PHASES.update(median_steady["phases"])
+    ratios = [s["seconds"] / b["seconds"] for s, b in zip(steady, bares, strict=True)]
+    cpu_ratios = [s["cpu_seconds"] / b["cpu_seconds"] for s, b in zip(steady, bares, strict=True)]
     return {
-        "seconds": seconds,
-        "published": outcome.published,
-        "family": model.family if model else None,
-        "events": outcome.events,
-        "blob_bytes": len(model.to_bytes()) if model else 0,
-        "metrics": {k: v for k, v in (model.metrics if model else {}).items() if "ndcg" in k},
+        **median_steady,
+        "first": first,
+        "refresh": refresh,
+        "interleaved": {
+            "steady_seconds": [r["seconds"] for r in steady],
+            "bare_seconds": [b["seconds"] for b in bares],
+            "steady_cpu_seconds": [r["cpu_seconds"] for r in steady],
+            "bare_cpu_seconds": [b["cpu_seconds"] for b in bares],
+            "ratio_median": float(np.median(ratios)),
+            "cpu_ratio_median": float(np.median(cpu_ratios)),
+        },
+        "tail_events": len(tail_lines),
+        "process_peak_rss": peak_rss(),
     }
 
 
@@ -197,10 +301,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--prefix", default="bench:train:")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--tail", type=float, default=0.01, help="cycle: share of new lines")
+    parser.add_argument("--rounds", type=int, default=3, help="cycle: steady cycles")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/recsys-bench/train"))
     args = parser.parse_args()
     result = {"bare": bare, "cycle": cycle, "scale": scale}[args.mode](args)
     result["phases"] = dict(PHASES)
-    result["peak_rss"] = peak_rss()
+    result.setdefault("peak_rss", peak_rss())
     sys.stdout.write(json.dumps(result) + "\n")
 
 
