@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.api.batched_script import BatchedScript
 from services.common.keys import Keys
 
 # A prefetched list lives a day: an idle user's list is not kept forever.
@@ -91,7 +92,7 @@ class ServingStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._pop_prefetched = redis.register_script(_POP_PREFETCHED)
+        self._pop_prefetched = BatchedScript(redis, _POP_PREFETCHED)
         self._record_shown = redis.register_script(_RECORD_SHOWN)
 
     async def ping(self) -> bool:
@@ -122,14 +123,14 @@ class ServingStore:
         """The next k prefetched entries (source letter + item id), now recorded as shown;
         NewUser for a user with no history at all; None when the user must be ranked."""
         reply = await self._pop_prefetched(
-            keys=[
+            [
                 self.keys.prefetched(user_id),
                 self.keys.shown(user_id),
                 self.keys.rated(user_id),
                 self.keys.model_current,
                 self.keys.catalogue_version,
             ],
-            args=[k],
+            [k],
         )
         if not reply:
             return None
