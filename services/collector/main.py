@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.collector.fast_path import PATH, InteractFastPath
 from services.collector.routes import health, interact
 from services.common.broker import open_publisher
-from services.common.http import install_common
+from services.common.http import TELEMETRY_OFF, install_common
 from services.common.settings import Settings, get_settings
 
 
@@ -27,7 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await publisher.close()
 
-    app = FastAPI(title="recsys collector", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="recsys collector",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
+    )
     app.state.settings = settings
     app.include_router(interact.router)
     app.include_router(health.router)

@@ -6,10 +6,18 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import aiormq
 import pika
 import pytest
+from pamqp import commands as spec
 
-from services.common.broker import BrokerUnavailableError, ConfirmedPublisher, Topology
+from services.common.broker import (
+    BrokerUnavailableError,
+    ConfirmedPublisher,
+    ConfirmPipeline,
+    Topology,
+    declare,
+)
 
 
 @pytest.fixture
@@ -99,3 +107,20 @@ async def test_a_channel_closed_by_the_broker_fails_its_publishes_and_is_reopene
     await publisher.publish(b'{"after": 1}')
     assert [body for _, body in drain(amqp_url, topology.queue)] == [b'{"after": 1}']
     assert publisher.connected
+
+
+async def test_no_confirmation_in_time_is_a_timeout_and_later_ones_still_match(
+    amqp_url: str, topology: Topology
+) -> None:
+    connection = await aiormq.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare(channel, topology)
+        pipeline = ConfirmPipeline(channel, topology)
+        with pytest.raises(TimeoutError):
+            await pipeline.publish(b'{"n": 1}', "late", None, timeout=0)
+        # The late message was still sent; its ack is dropped, the next one matches its own.
+        assert isinstance(await pipeline.publish(b'{"n": 2}', "next", None, 5), spec.Basic.Ack)
+    finally:
+        await connection.close()
+    assert [body for _, body in drain(amqp_url, topology.queue)] == [b'{"n": 1}', b'{"n": 2}']
