@@ -8,6 +8,8 @@ benchmark measures serving, not fitting).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +18,7 @@ import httpx
 import numpy as np
 from redis import Redis
 
-from bench.lib import REDIS_URL, WORK, Instance, log
+from bench.lib import REDIS_URL, ROOT, WORK, Instance, log
 from services.common.events import StoredEvent
 from services.common.keys import Keys
 from services.common.serving_model import ServingModel
@@ -35,6 +37,7 @@ class ServingSetup:
     ratings: Ratings
     model: ServingModel
     seconds: float
+    prefetch_seconds: float = 0.0
 
 
 def synthetic(users: int, items: int, mean_ratings: float, seed: int = 7) -> Ratings:
@@ -128,6 +131,7 @@ def serving_instance(
         model = publish(instance, model)
         add_catalogue(instance, ratings)
         write_ratings(instance, ratings)
+        prefetch_seconds = prefetch(instance, len(ratings.user_ids))
         with httpx.Client(base_url=instance.api, timeout=30) as client:
             for user in range(20):  # first request loads the model
                 client.get(f"/recs/u{user}").raise_for_status()
@@ -137,4 +141,19 @@ def serving_instance(
     except BaseException:
         instance.close()
         raise
-    return ServingSetup(instance, ratings, model, time.perf_counter() - started)
+    return ServingSetup(instance, ratings, model, time.perf_counter() - started, prefetch_seconds)
+
+
+def prefetch(instance: Instance, users: int) -> float:
+    """What the trainer does after publishing: rank active users' next pages ahead."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "services.cli", "prefetch", "--users", str(users)],
+        env=instance.env(),
+        cwd=ROOT,
+        check=True,
+        timeout=1800,
+    )
+    seconds = time.perf_counter() - started
+    log(f"  prefetched {users:,} users' next pages in {seconds:.0f}s")
+    return seconds

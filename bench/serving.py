@@ -8,6 +8,7 @@ from redis import Redis
 
 from bench.fixture import ServingSetup
 from bench.lib import REDIS_URL, Hello, interleaved, log, paired_ratio, summarise, wrk
+from services.common.settings import Settings
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 20.0
@@ -74,10 +75,20 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
                 threads=1,
                 env=env_hello,
             ).public(),
+            # ?explain=true always ranks afresh: the cost of a page that is not prefetched.
+            "fresh": wrk(
+                setup.instance.api,
+                "recs.lua",
+                seconds=seconds / 2,
+                connections=1,
+                threads=1,
+                env={**env_recs, "BENCH_SUFFIX": "?explain=true"},
+            ).public(),
         }
         log(
             f"  one connection: /recs p50 {single['recs']['p50_ms']:.2f} ms, p99 "
-            f"{single['recs']['p99_ms']:.2f} ms; hello p50 {single['hello']['p50_ms']:.2f} ms"
+            f"{single['recs']['p99_ms']:.2f} ms; hello p50 {single['hello']['p50_ms']:.2f} ms; "
+            f"a fresh ranking p50 {single['fresh']['p50_ms']:.2f} ms"
         )
     after = impressions(setup.instance.prefix)
     recs, floor = summarise(results["recs"]), summarise(results["hello"])
@@ -94,6 +105,8 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
         "hello": floor,
         "ratio": ratio,
         "one_connection": single,
+        "prefetch_seconds": setup.prefetch_seconds,
+        "prefetch_pages": Settings.model_fields["prefetch_pages"].default,
         "impressions_before": before,
         "impressions_after": after,
         "targets": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},

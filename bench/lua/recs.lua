@@ -4,6 +4,7 @@ require("common")
 local path = os.getenv("BENCH_PATH") or "/recs/u"
 local users = tonumber(os.getenv("BENCH_USERS") or "50000")
 local cold = tonumber(os.getenv("BENCH_COLD_SHARE") or "0.1")
+local suffix = os.getenv("BENCH_SUFFIX") or ""
 
 function request()
   local user
@@ -12,5 +13,5 @@ function request()
   else
     user = math.random(0, users - 1)
   end
-  return wrk.format("GET", path .. user)
+  return wrk.format("GET", path .. user .. suffix)
 end
