@@ -213,7 +213,9 @@ def cycle(args: argparse.Namespace) -> dict[str, Any]:
         for round_no, chunk in enumerate(np.array_split(np.arange(len(tail_lines)), args.rounds)):
             with open(head, "ab") as out:
                 out.writelines(tail_lines[i] for i in chunk)
-            if round_no % 2:
+            if args.data is None:  # no bare fit to pair with (bench/ab_train.py)
+                steady.append(one())
+            elif round_no % 2:
                 steady.append(one())
                 bares.append(bare_here())
             else:
@@ -226,8 +228,8 @@ def cycle(args: argparse.Namespace) -> dict[str, Any]:
     median_steady = sorted(steady, key=lambda r: r["seconds"])[len(steady) // 2]
     PHASES.clear()
     PHASES.update(median_steady["phases"])
-    ratios = [s["seconds"] / b["seconds"] for s, b in zip(steady, bares, strict=True)]
-    cpu_ratios = [s["cpu_seconds"] / b["cpu_seconds"] for s, b in zip(steady, bares, strict=True)]
+    ratios = [s["seconds"] / b["seconds"] for s, b in zip(steady, bares, strict=False)]
+    cpu_ratios = [s["cpu_seconds"] / b["cpu_seconds"] for s, b in zip(steady, bares, strict=False)]
     return {
         **median_steady,
         "first": first,
@@ -237,8 +239,8 @@ def cycle(args: argparse.Namespace) -> dict[str, Any]:
             "bare_seconds": [b["seconds"] for b in bares],
             "steady_cpu_seconds": [r["cpu_seconds"] for r in steady],
             "bare_cpu_seconds": [b["cpu_seconds"] for b in bares],
-            "ratio_median": float(np.median(ratios)),
-            "cpu_ratio_median": float(np.median(cpu_ratios)),
+            "ratio_median": float(np.median(ratios)) if ratios else None,
+            "cpu_ratio_median": float(np.median(cpu_ratios)) if cpu_ratios else None,
         },
         "tail_events": len(tail_lines),
         "process_peak_rss": peak_rss(),
