@@ -8,6 +8,7 @@ every 200 response and each one must be in the interaction log once the queue is
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,41 @@ def count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
 
 
+class MachineCpu:
+    """Busy cores of the whole machine over the spans it wraps (from /proc/stat).
+
+    Next to the CPU of the measured processes it shows how much of the cores other
+    processes took while the rounds ran: on a shared machine the ratio depends on it.
+    """
+
+    def __init__(self) -> None:
+        self._start = (0.0, 0.0)
+        self.reset()
+
+    def reset(self) -> None:
+        self.busy_seconds = 0.0
+        self.seconds = 0.0
+
+    @staticmethod
+    def _read() -> tuple[float, float]:
+        with open("/proc/stat") as stat:
+            ticks = [int(x) for x in stat.readline().split()[1:9]]
+        idle = ticks[3] + ticks[4]  # idle + iowait; guest time is already inside user
+        return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+    def __enter__(self) -> MachineCpu:
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        busy, now = self._read()
+        self.busy_seconds += busy - self._start[0]
+        self.seconds += now - self._start[1]
+
+    def cores(self) -> float:
+        return self.busy_seconds / self.seconds if self.seconds else float("nan")
+
+
 def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     instance = Instance("ingest")
     log_path = instance.data_dir / "interactions.log"
@@ -75,13 +111,14 @@ def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
                 "redis": listening_pid(6379),
             }
         )
+        interact_machine, hello_machine = MachineCpu(), MachineCpu()
         accepted: list[str] = []
         per_round_ingest: list[float] = []
 
         def interact() -> WrkResult:
             before = count_lines(log_path)
             started = time.monotonic()
-            with interact_cpu:
+            with interact_cpu, interact_machine:
                 result = wrk(
                     instance.collector,
                     "interact.lua",
@@ -98,11 +135,12 @@ def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
             wrk(hello.url, "interact.lua", seconds=1, connections=connections, env=hello_env)
             interact()  # warm-up (its events are checked for loss too)
             interact_cpu.totals = dict.fromkeys(interact_cpu.totals, 0.0)
+            interact_machine.reset()
             hello_cpu = CpuMeter({"hello": hello.process.pid if hello.process else None})
             warmup_accepted = len(accepted)
 
             def floor() -> WrkResult:
-                with hello_cpu:
+                with hello_cpu, hello_machine:
                     return wrk(
                         hello.url,
                         "interact.lua",
@@ -139,6 +177,18 @@ def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     measured = max(1, len(accepted) - warmup_accepted)
     hello_requests = max(1, sum(r.ok for r in results["hello"]))
     return {
+        # Cores busy during the rounds: the whole machine, and the processes measured here
+        # (the rest is other load on the shared machine).
+        "busy_cores": {
+            "interact": {
+                "machine": interact_machine.cores(),
+                "measured": sum(interact_cpu.totals.values()) / interact_machine.seconds,
+            },
+            "hello": {
+                "machine": hello_machine.cores(),
+                "measured": sum(hello_cpu.totals.values()) / hello_machine.seconds,
+            },
+        },
         "cpu_ms_per_event": {k: 1000 * v / measured for k, v in interact_cpu.totals.items()},
         "cpu_ms_per_hello": {k: 1000 * v / hello_requests for k, v in hello_cpu.totals.items()},
         "connections": connections,
