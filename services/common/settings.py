@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Pages ranked per fresh ranking: the first is answered, the rest served from Redis by the
     # next requests without scoring (1 = rank every request).
     prefetch_pages: int = Field(5, ge=1, le=100)
+    # After publishing a model the trainer ranks these most recently active users' next
+    # pages with it (0: none), spending at most one training interval on it.
+    prefetch_users: int = Field(2000, ge=0)
     model: Literal["auto", "lightfm", "ease", "popularity"] = "auto"
     lightfm_components: int = Field(64, ge=1, le=1024)
     lightfm_epochs: int = Field(60, ge=1, le=1000)

@@ -11,7 +11,10 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 from redis import Redis
+from redis.exceptions import RedisError
+from threadpoolctl import threadpool_limits
 
+from services.api.prefetcher import run_prefetch
 from services.common.keys import Keys
 from services.common.settings import Settings
 from services.trainer.feedback_state import FeedbackState
@@ -83,7 +86,21 @@ def run_train_once(settings: Settings) -> int:
     outcome = train_once(settings, InteractionLog(settings.log_path), _state(settings))
     write_termination_message(settings, outcome)
     log.info("training outcome: %s", outcome.summary())
+    if outcome.published:
+        prefetch_after_publish(settings)
     return 0
+
+
+def prefetch_after_publish(settings: Settings) -> None:
+    """Rank the most recently active users' next pages with the model just published."""
+    if settings.prefetch_users == 0:
+        return
+    # One BLAS thread: per-user products are small, and threads made them 3x slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        try:
+            run_prefetch(settings, settings.prefetch_users, settings.train_interval)
+        except RedisError:
+            log.exception("prefetch failed; those users are ranked on their next visit")
 
 
 class TrainingLoop:
@@ -117,6 +134,8 @@ class TrainingLoop:
                 continue
             if not outcome.published:
                 log.info("no model published: %s", outcome.reason)
+                continue
+            prefetch_after_publish(self.settings)
 
 
 def run_trainer(settings: Settings) -> int:

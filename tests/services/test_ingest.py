@@ -17,7 +17,7 @@ from services.trainer.feedback_state import FeedbackState
 from services.trainer.ingest import Ingester
 from services.trainer.interaction_log import InteractionLog
 from services.trainer.training import train_once
-from services.trainer.worker import TrainingLoop
+from services.trainer.worker import TrainingLoop, run_train_once
 from tests.brokers import publish_raw, queue_depth
 
 pytestmark = pytest.mark.backends("real", "embedded")
@@ -199,3 +199,23 @@ def test_every_cycle_with_new_data_publishes_a_new_model(
         loop.stop.set()
         thread.join(30)
     assert len(set(versions)) == 2
+
+
+def test_a_published_model_prefetches_the_latest_raters_pages(
+    settings: Settings, running: Ingester, redis_client: Redis
+) -> None:
+    keys = Keys(settings.key_prefix)
+    redis_client.hset(keys.catalogue, mapping={f"i{i}": "[]" for i in range(40)})
+    redis_client.incr(keys.catalogue_version)
+    for u in range(12):
+        items = [f"i{(u % 3) * 5 + j}" for j in range(5)]
+        body = {"user_id": f"u{u}", "item_ids": items, "actions": ["like"] * 5}
+        publish(settings, {**body, "timestamp": 1000.0 + u})
+    wait_for(lambda: running.stats.stored == 12)
+    few = settings.model_copy(update={"prefetch_users": 3})
+    assert run_train_once(few) == 0
+    prefetched = {u for u in range(12) if redis_client.exists(keys.prefetched(f"u{u}"))}
+    assert prefetched == {9, 10, 11}
+    entries = redis_client.lrange(keys.prefetched("u11"), 0, -1)
+    assert entries[0] == b"1"  # ranked with the model
+    assert not {e[1:].decode() for e in entries[1:]} & {f"i{10 + j}" for j in range(5)}
