@@ -37,13 +37,22 @@ class Recommendation:
     model_version: str | None
 
 
-def from_prefetched(entries: list[bytes]) -> tuple[list[str], list[str]]:
+# Metric children looked up once: labels() costs a dict lookup under a lock per call.
+_RECOMMENDED = {source: RECOMMENDATIONS.labels(source) for source in SOURCE_CODES}
+_PREFETCH_HIT, _PREFETCH_MISS = PREFETCH.labels("hit"), PREFETCH.labels("miss")
+
+
+def _count(sources: list[str]) -> None:
+    for source in set(sources):
+        _RECOMMENDED[source].inc(sources.count(source))
+
+
+def _from_prefetched(entries: list[bytes]) -> tuple[list[str], list[str]]:
     """Item ids and their sources from prefetched entries; counts the sources."""
     item_ids = [entry[1:].decode() for entry in entries]
     sources = [SOURCE_NAMES.get(entry[:1], SOURCE_MODEL) for entry in entries]
-    PREFETCH.labels("hit").inc()
-    for source in sources:
-        RECOMMENDATIONS.labels(source).inc()
+    _PREFETCH_HIT.inc()
+    _count(sources)
     return item_ids, sources
 
 
@@ -70,9 +79,9 @@ class Recommender:
         """k items for the user; from the prefetched list when it can fill k."""
         popped = await self.store.pop_prefetched(user_id, k)
         if isinstance(popped, list):
-            item_ids, sources = from_prefetched(popped)
+            item_ids, sources = _from_prefetched(popped)
             return Recommendation(item_ids, sources, None)
-        PREFETCH.labels("miss").inc()
+        _PREFETCH_MISS.inc()
         if isinstance(popped, NewUser):
             state = await self.cache.get(popped.catalogue_version, popped.model_version)
             if user_id not in state.model_user_index:
@@ -170,8 +179,7 @@ class Recommender:
             with_model=state.model is not None,
             feedback_seq=feedback_seq,
         )
-        for source in sources:
-            RECOMMENDATIONS.labels(source).inc()
+        _count(sources)
         return Recommendation(item_ids, sources, state.model_version)
 
     @staticmethod
