@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import matplotlib
@@ -85,25 +86,28 @@ def plot_throughput(results: dict[str, Any]) -> str | None:
 
 
 def plot_training(training: dict[str, Any]) -> str:
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    labels = ["bare LightFM", "cycle, lightfm", "cycle, auto"]
-    ax.barh(labels[0], training["bare"]["seconds"], color="#999999")
-    for label, key in ((labels[1], "single"), (labels[2], "auto")):
-        phases = training[key]["phases"]
+    runs = {
+        "lightfm, first cycle": training["single"]["first"],
+        "lightfm, steady cycle": training["single"],
+        "auto, first cycle": training["auto"]["first"],
+        "auto, steady cycle": training["auto"],
+    }
+    phases = sorted(set().union(*(run["phases"] for run in runs.values())))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.barh("bare LightFM fit", training["bare"]["seconds"], color="#999999")
+    for number, (label, run) in enumerate(runs.items()):
         left = 0.0
-        for phase in ("read log", "dataset", "fit (all families, incl. neighbours)"):
-            value = phases.get(phase, 0.0)
-            ax.barh(label, value, left=left, label=phase if key == "single" else None)
+        for phase in phases:
+            value = run["phases"].get(phase, 0.0)
+            ax.barh(label, value, left=left, label=phase if number == 0 else None)
             left += value
-        rest = training[key]["seconds"] - left
-        ax.barh(
-            label, rest, left=left, label="split, validation, publish" if key == "single" else None
-        )
+        rest = max(run["seconds"] - left, 0.0)
+        ax.barh(label, rest, left=left, color="#dddddd", label="other" if number == 0 else None)
     ax.set_xlabel("seconds")
     ax.set_title(
         f"training on {training['interactions']:,} interactions, {training['epochs']} epochs"
     )
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     name = "benchmarks-training.png"
     fig.savefig(DOCS / name, dpi=90)
@@ -151,18 +155,24 @@ def summary_rows(r: dict[str, Any]) -> list[str]:
         )
     if "training" in r:
         t = r["training"]
-        rows.append(
-            f"| training cycle, `RECSYS_MODEL=lightfm` | {t['single']['seconds']:.1f} s, peak "
-            f"{t['single']['peak_rss'] / MiB:,.0f} MiB | bare LightFM fit "
-            f"{t['bare']['seconds']:.1f} s, peak {t['bare']['peak_rss'] / MiB:,.0f} MiB | "
-            f"+{t['overhead_single']:.0%} | <= +20% |"
-            f" {_yes(t['met']['single'])} |"
-        )
-        rows.append(
-            f"| training cycle, default `auto` | {t['auto']['seconds']:.1f} s, peak "
-            f"{t['auto']['peak_rss'] / MiB:,.0f} MiB | same bare fit | +{t['overhead_auto']:.0%} |"
-            f" <= +20% | {_yes(t['met']['auto'])} |"
-        )
+        for key, name in (("single", "`RECSYS_MODEL=lightfm`"), ("auto", "default `auto`")):
+            over = t["overhead_interleaved"][key]
+            pairs = t[key]["interleaved"]
+            rows.append(
+                f"| training cycle, {name}, long-running trainer | {t[key]['seconds']:.1f} s "
+                f"(median steady cycle), peak {t[key]['peak_rss'] / MiB:,.0f} MiB | bare "
+                f"LightFM fit in the same process {median(pairs['bare_seconds']):.1f} s, peak "
+                f"{t['bare']['peak_rss'] / MiB:,.0f} MiB (own process) | {over['wall']:+.0%} "
+                f"wall, {over['cpu']:+.0%} CPU | <= +20% | {_yes(over['wall'] <= 0.2)} |"
+            )
+        job = t.get("job")
+        if job:
+            rows.append(
+                f"| training cycle, `recsys train --once` (a Kubernetes Job) | "
+                f"{job['seconds']:.1f} s, peak {job['peak_rss'] / MiB:,.0f} MiB | bare fit in "
+                f"the same process {job['bare_seconds']:.1f} s | {job['overhead']:+.0%} | "
+                f"<= +20% | {_yes(job['overhead'] <= 0.2)} |"
+            )
     if "freshness" in r:
         f = r["freshness"]
         rows.append(
@@ -347,42 +357,7 @@ def render(results: dict[str, Any]) -> str:
     if "ingestion" in results:
         out += ingestion_limits(results)
     if "training" in results:
-        t = results["training"]
-        out += [
-            "## 3. Training",
-            "",
-            f"{t['interactions']:,} synthetic interactions ({t['users']:,} users, "
-            f"{t['items']:,} items, {t['likes']:,} likes) as the trainer's JSON-lines log. "
-            f"LightFM WARP, 64 factors, {t['epochs']} epochs, 2 threads in every run "
-            "(fewer epochs than the default 30 to keep the run bounded; per-epoch cost is the "
-            "same in both, so more epochs lower the relative overhead). Each step runs in its "
-            "own process; peak memory is its `ru_maxrss`. Phases are timed by wrapping the "
-            "functions `train_once` calls (`bench/train_worker.py`); the fit phase includes the "
-            "EASE neighbour step every LightFM model carries for the freshness path.",
-            "",
-            f"![training]({plot_training(t)})",
-            "",
-            "| run | seconds | vs bare fit | peak RSS | chose |",
-            "|---|---|---|---|---|",
-            f"| bare LightFM fit (runs: {', '.join(f'{x:.1f}' for x in t['bare']['runs'])} s) |"
-            f" {t['bare']['seconds']:.1f} | 1.00 | {t['bare']['peak_rss'] / MiB:,.0f} MiB | - |",
-            f"| cycle, `RECSYS_MODEL=lightfm` | {t['single']['seconds']:.1f} | "
-            f"{1 + t['overhead_single']:.2f} | {t['single']['peak_rss'] / MiB:,.0f} MiB | "
-            f"{t['single']['family']} |",
-            f"| cycle, `auto` (default) | {t['auto']['seconds']:.1f} | "
-            f"{1 + t['overhead_auto']:.2f} | {t['auto']['peak_rss'] / MiB:,.0f} MiB | "
-            f"{t['auto']['family']} |",
-            "",
-            "| phase (seconds) | lightfm cycle | auto cycle |",
-            "|---|---|---|",
-        ]
-        phases = sorted(set(t["single"]["phases"]) | set(t["auto"]["phases"]))
-        for phase in phases:
-            out.append(
-                f"| {phase} | {t['single']['phases'].get(phase, 0):.1f} | "
-                f"{t['auto']['phases'].get(phase, 0):.1f} |"
-            )
-        out += ["", *training_limits(t)]
+        out += training_section(results["training"])
     if "freshness" in results:
         f = results["freshness"]
         out += [
@@ -500,30 +475,95 @@ def ingestion_limits(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cycle_row(name: str, run: dict[str, Any], bare: float) -> str:
+    return (
+        f"| {name} | {run['seconds']:.1f} | {run['seconds'] / bare:.2f} | "
+        f"{run['peak_rss'] / MiB:,.0f} MiB | {run.get('family') or '-'} |"
+    )
+
+
+def training_section(t: dict[str, Any]) -> list[str]:
+    bare = t["bare"]["seconds"]
+    lines = [
+        "## 3. Training",
+        "",
+        f"{t['interactions']:,} synthetic interactions ({t['users']:,} users, "
+        f"{t['items']:,} items, {t['likes']:,} likes) as the trainer's JSON-lines log. "
+        f"LightFM WARP, 64 factors, learning rate 0.02, {t['epochs']} epochs, 2 threads, the "
+        "same seed in the bare fit and in the cycle (fewer epochs than the served 60 keep the "
+        "run bounded; the per-epoch cost is the same in both, so more epochs only lower the "
+        "relative overhead). `bench/train_worker.py` runs what `recsys trainer` runs: one "
+        "long-lived `Trainer` whose first cycle reads the whole log, selects the model family "
+        "on a validation split and computes the item neighbours; then steady cycles, each "
+        "after a slice of new events was appended to the log, which read only the new lines, "
+        "fit the selected family once and reuse the neighbours (re-selection when the data "
+        "grew 20% or every 50 cycles; neighbours refreshed when likes grew 5%); then one "
+        "cycle that refreshes the neighbours. Each steady cycle is paired with a bare fit in "
+        "the same process, alternating which goes first, so both see the same machine load; "
+        "the ratio is the median of the pairs. Phases are timed by wrapping the functions "
+        "the cycle calls.",
+        "",
+        f"![training]({plot_training(t)})",
+        "",
+        "| run | seconds | vs bare fit (own process) | peak RSS | model |",
+        "|---|---|---|---|---|",
+        f"| bare LightFM fit, own process (runs: "
+        f"{', '.join(f'{x:.1f}' for x in t['bare']['runs'])} s) | {bare:.1f} | 1.00 | "
+        f"{t['bare']['peak_rss'] / MiB:,.0f} MiB | lightfm |",
+    ]
+    for key, name in (("single", "`RECSYS_MODEL=lightfm`"), ("auto", "`auto` (default)")):
+        run = t[key]
+        lines += [
+            _cycle_row(f"{name}: first cycle of a fresh trainer", run["first"], bare),
+            _cycle_row(f"{name}: steady cycle (median)", run, bare),
+            _cycle_row(f"{name}: cycle refreshing the neighbours", run["refresh"], bare),
+        ]
+    job = t.get("job")
+    if job:
+        lines.append(_cycle_row("`recsys train --once` after a previous Job", job, bare))
+    lines += ["", "Steady cycles paired with a bare fit in the same process:", ""]
+    lines += ["| model | steady s | bare s | wall ratio (median) | CPU ratio (median) |"]
+    lines += ["|---|---|---|---|---|"]
+    for key in ("single", "auto"):
+        pairs = t[key]["interleaved"]
+        lines.append(
+            f"| {t[key]['family']} ({key}) | "
+            f"{', '.join(f'{x:.1f}' for x in pairs['steady_seconds'])} | "
+            f"{', '.join(f'{x:.1f}' for x in pairs['bare_seconds'])} | "
+            f"{pairs['ratio_median']:.2f} | {pairs['cpu_ratio_median']:.2f} |"
+        )
+    lines += ["", "| phase (seconds) | lightfm first | lightfm steady | auto first | auto steady |"]
+    lines += ["|---|---|---|---|---|"]
+    runs = (t["single"]["first"], t["single"], t["auto"]["first"], t["auto"])
+    for phase in sorted(set().union(*(run["phases"] for run in runs))):
+        lines.append(
+            f"| {phase} | "
+            + " | ".join(f"{run['phases'].get(phase, 0):.1f}" for run in runs)
+            + " |"
+        )
+    return [*lines, "", *training_limits(t)]
+
+
 def training_limits(t: dict[str, Any]) -> list[str]:
-    single = t["single"]["phases"]
+    over = t["overhead_interleaved"]
+    first = t["single"]["first"]["phases"]
     return [
         "### What limits the cycle",
         "",
-        f"The single-family cycle is {1 + t['overhead_single']:.2f}x the bare fit "
-        f"(target 1.20x). Measured by phase: reading and parsing the JSON log "
-        f"{single.get('read log', 0):.1f} s, building the dataset "
-        f"{single.get('dataset', 0):.1f} s, and fitting "
-        f"{single.get('fit (all families, incl. neighbours)', 0):.1f} s, which is two "
-        "LightFM fits (one on the validation split, for the holdout metrics the trainer "
-        "publishes and, in `auto`, the choice of family; one on everything) plus the EASE "
-        "neighbour step of each "
-        f"({single.get('neighbours (EASE top-M)', 0):.1f} s: a dense inversion over the 4,000 "
-        "most liked items). `auto` adds the EASE and popularity candidates. The bare fit has "
-        "none of this, so the 20% target cannot hold while the cycle validates before it "
-        "publishes; not changed here (the validation fit and the neighbours are product "
-        "decisions of the quality work). Fixed: the cycle listed every parsed event before "
-        "building the dataset; it now streams them, which halved its peak memory (A/B at "
-        "the end). A faster dense solver for the EASE step was tried (Cholesky, "
-        "`scipy.linalg.solve(assume_a='pos')`) and was not reliably faster than "
-        "`numpy.linalg.inv` here. Options for later: a binary or columnar log instead of "
-        "JSON lines, reusing the validation fit's neighbours, fewer epochs for the "
-        "validation fit.",
+        f"A steady cycle of the long-running trainer costs {over['single']['wall']:+.0%} wall "
+        f"({over['single']['cpu']:+.0%} CPU) over the bare fit with one family and "
+        f"{over['auto']['wall']:+.0%} ({over['auto']['cpu']:+.0%} CPU) in `auto`: nearly all "
+        "its samples are in LightFM's epochs; reading the new lines and publishing are "
+        "fractions of a second. The first cycle of a fresh trainer is what the target "
+        "misses, and by how much the table says: it parses the whole JSON log "
+        f"({first.get('read log', 0):.1f} s), builds the dataset "
+        f"({first.get('dataset', 0):.1f} s), selects the family (a validation fit, its "
+        "scoring, then the refit on everything) and computes the neighbours. "
+        "Fixed (A/B at the end): the cycle used to do all of that every time (+560% "
+        "lightfm, +673% auto); item co-occurrence neighbours are a sparse top-k instead "
+        "of dense n x n work (3.7 -> 0.6 s) and the EASE step a float32 Cholesky solve "
+        "instead of an inverse (3.0 -> 0.8 s, same weights to 3e-8); earlier, the log is "
+        "streamed (peak memory halved).",
         "",
     ]
 
