@@ -65,6 +65,13 @@ class Keys:
         """LIST of published versions, newest first (old blobs are pruned)."""
         return f"{self.prefix}model:versions"
 
+    @property
+    def model_selection(self) -> str:
+        """JSON: the trainer's last model selection and where the published model's item
+        neighbours came from, with the epoch and log they hold for; a fresh trainer (a
+        Kubernetes Job) reuses them instead of selecting again."""
+        return f"{self.prefix}model:selection"
+
     def model_blob(self, version: str) -> str:
         return f"{self.prefix}model:blob:{version}"
 

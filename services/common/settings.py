@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # once the likes grew by this fraction since they were computed; until then each cycle
     # reuses them, items added meanwhile having none yet (0: recompute every cycle).
     neighbours_refresh_growth: float = Field(0.05, ge=0)
+    # The trainer keeps its parsed copy of the interaction log next to it
+    # (interactions.log.snapshot.npz), so a fresh trainer process (a Kubernetes Job) reads
+    # only the lines appended since; it is refused when the log was truncated or rewritten.
+    log_snapshot: bool = True
 
     ingest_batch: int = Field(500, ge=1, le=10000)
     publish_timeout: float = Field(5.0, gt=0)

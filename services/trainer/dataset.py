@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -187,3 +190,45 @@ class InteractionStore:
             self._values.copy(),
             self._stamps.copy(),
         )
+
+    def save(self, path: Path, **extra: NDArray[np.generic]) -> None:
+        """Write the store (and ``extra`` arrays) to ``path`` atomically: a temporary file in
+        the same directory, fsynced, then renamed over ``path``."""
+        ids = json.dumps([list(self.user_index), list(self.item_index)]).encode()
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as file:
+                np.savez(
+                    file,
+                    keys=self._keys,
+                    values=self._values,
+                    stamps=self._stamps,
+                    events=np.int64(self.events),
+                    ids=np.frombuffer(ids, dtype=np.uint8),
+                    **extra,  # type: ignore[arg-type]
+                )
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[InteractionStore, dict[str, NDArray[np.generic]]]:
+        """A store written by ``save``, and the other arrays saved with it.
+
+        Raises (OSError, ValueError, KeyError, zipfile.BadZipFile, ...) on a missing,
+        damaged or foreign file: callers treat it as a cache and read the log instead.
+        """
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        users, items = json.loads(arrays.pop("ids").tobytes())
+        store = cls(items)
+        store.user_index = {user: i for i, user in enumerate(users)}
+        store.events = int(arrays.pop("events"))
+        store._keys = arrays.pop("keys").astype(np.int64, copy=False)
+        store._values = arrays.pop("values").astype(np.float32, copy=False)
+        store._stamps = arrays.pop("stamps").astype(np.float64, copy=False)
+        if not store._keys.size == store._values.size == store._stamps.size:
+            raise ValueError(f"{path}: arrays of different lengths")
+        return store, arrays

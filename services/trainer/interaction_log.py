@@ -123,6 +123,21 @@ class InteractionLog:
                     continue
                 yield event
 
+    @property
+    def snapshot_path(self) -> Path:
+        """Where a trainer keeps its parsed copy of this log (``InteractionStore.save``)."""
+        return self.path.with_name(self.path.name + ".snapshot.npz")
+
+    def first_line(self) -> bytes:
+        """The log's first complete line (b"" if none): with its unique event id, it tells
+        this log apart from one truncated and written again (a /cleanup)."""
+        try:
+            with open(self.path, "rb") as file:
+                line = file.readline()
+        except FileNotFoundError:
+            return b""
+        return line if line.endswith(b"\n") else b""
+
     def event_ids(self) -> set[str]:
         ids: set[str] = set()
         with open(self.path, "rb") as file:
@@ -138,6 +153,8 @@ class InteractionLog:
         self._file.truncate(0)
         self._file.flush()
         os.fsync(self._file.fileno())
+        # The trainer's parsed copy of what was just wiped (it would be refused anyway).
+        self.snapshot_path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._file is not None:

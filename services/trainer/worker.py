@@ -83,7 +83,11 @@ def write_termination_message(settings: Settings, outcome: TrainingOutcome) -> N
 
 def run_train_once(settings: Settings) -> int:
     """One cycle (Kubernetes: a trainer Job); exit 0 when a model is published or kept."""
-    outcome = train_once(settings, InteractionLog(settings.log_path), _state(settings))
+    # Beside a running ingester, read-only: opening the log for writing cuts a torn last
+    # line, which may be the ingester's write in progress.
+    path = settings.log_path
+    interaction_log = InteractionLog(path, read_only=path.exists())
+    outcome = train_once(settings, interaction_log, _state(settings))
     write_termination_message(settings, outcome)
     log.info("training outcome: %s", outcome.summary())
     if outcome.published:

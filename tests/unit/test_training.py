@@ -149,3 +149,33 @@ def test_fit_model_uses_given_neighbours_for_reusable_families() -> None:
     assert ease.neighbor_idx is not given[0]
     with pytest.raises(ValueError, match="one row per item"):
         fit_model("lightfm", data, params, neighbours=(given[0][:2], given[1][:2]))
+
+
+def test_store_saved_and_loaded_is_the_same_store(tmp_path: Path) -> None:
+    events = random_events(300, seed=7)
+    store = InteractionStore()
+    store.add(events[:200])
+    path = tmp_path / "snapshot.npz"
+    store.save(path, offset=np.array(123, dtype=np.int64))
+    assert [p.name for p in tmp_path.iterdir()] == ["snapshot.npz"]  # no temporary left
+    loaded, extra = InteractionStore.load(path)
+    assert int(extra["offset"]) == 123 and loaded.events == 200
+    # Later events merge into the loaded store as into the original: same indices.
+    store.add(events[200:])
+    loaded.add(events[200:])
+    a, b = store.interactions(), loaded.interactions()
+    assert a.user_ids == b.user_ids and a.item_ids == b.item_ids
+    assert rows(a) == rows(b) == rows(from_events(events))
+
+
+def test_first_line_tells_a_rewritten_log_apart(tmp_path: Path) -> None:
+    log = InteractionLog(tmp_path / "log")
+    assert log.first_line() == b""
+    log.append([event("u", ["a"], ["like"]), event("v", ["b"], ["like"])])
+    first = log.first_line()
+    assert first.endswith(b"\n") and b'"u"' in first
+    log.snapshot_path.write_bytes(b"x")
+    log.truncate()
+    assert not log.snapshot_path.exists()
+    log.append([event("u", ["a"], ["like"])])
+    assert log.first_line() != first  # a new event id
