@@ -300,6 +300,11 @@ class Trainer:
         every = self.settings.reselect_every
         return every > 0 and selected.cycles >= every
 
+    def _fresh(self, likes_then: int, likes_now: int) -> bool:
+        """Neighbours computed on ``likes_then`` likes still serve ``likes_now``."""
+        growth = self.settings.neighbours_refresh_growth
+        return 0 < likes_now < likes_then * (1 + growth)
+
     def _reusable_neighbours(self, family: str, data: Interactions) -> Neighbours | None:
         """The last neighbours, if still fresh enough, with empty rows for items added since.
 
@@ -307,17 +312,21 @@ class Trainer:
         item added since has no neighbours until the next refresh (its own factors still
         rank it, and the likes that trigger a refresh include its likes).
         """
-        if self._neighbours is None and self._published is not None:
+        likes = int((data.values > 0).sum())
+        published = self._published
+        if (
+            self._neighbours is None
+            and published is not None
+            and published.family == family
+            and self._fresh(published.likes, likes)
+        ):
             self._neighbours = self._published_neighbours(data)
         known = self._neighbours
         n_items = len(data.item_ids)
         if known is None or known.family != family or family not in REUSABLE_NEIGHBOURS:
             return None
         idx, weight = known.neighbours
-        if idx.shape[0] > n_items:
-            return None
-        likes = int((data.values > 0).sum())
-        if likes == 0 or likes >= known.likes * (1 + self.settings.neighbours_refresh_growth):
+        if idx.shape[0] > n_items or not self._fresh(known.likes, likes):
             return None
         if idx.shape[0] < n_items:
             pad_idx, pad_weight = empty_neighbours(n_items - idx.shape[0], idx.shape[1])
