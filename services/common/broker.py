@@ -127,13 +127,15 @@ class ConfirmedPublisher:
         pipeline = self._pipeline
         if pipeline is not None and not pipeline.channel.is_closed:
             return pipeline
-        async with self._lock:
+        # One deadline for waiting on the lock, connecting, opening and declaring: a broker
+        # that accepts the socket but does not answer must not hold requests past it.
+        async with asyncio.timeout(self._timeout), self._lock:
             pipeline = self._pipeline
             if pipeline is not None and not pipeline.channel.is_closed:
                 return pipeline
             if self._connection is None or self._connection.is_closed:
-                self._connection = await asyncio.wait_for(aiormq.connect(self._url), self._timeout)
-            channel = await self._connection.channel(publisher_confirms=True, timeout=self._timeout)
+                self._connection = await aiormq.connect(self._url)
+            channel = await self._connection.channel(publisher_confirms=True)
             await declare(channel, self._topology)
             self._pipeline = ConfirmPipeline(channel, self._topology)
             return self._pipeline
