@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -219,3 +220,43 @@ def test_a_published_model_prefetches_the_latest_raters_pages(
     entries = redis_client.lrange(keys.prefetched("u11"), 0, -1)
     assert entries[0] == b"1"  # ranked with the model
     assert not {e[1:].decode() for e in entries[1:]} & {f"i{10 + j}" for j in range(5)}
+
+
+def test_train_once_jobs_start_from_what_the_last_job_left(
+    settings: Settings, running: Ingester, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each `recsys train --once` is a fresh process: the second one neither selects again
+    nor parses the lines the first one parsed, and still publishes a new model."""
+    from services.trainer import training
+
+    selections: list[int] = []
+    select = training.select_model  # type: ignore[attr-defined]
+
+    def counted(data: Any, *args: Any, **kwargs: Any) -> Any:
+        selections.append(len(data))
+        return select(data, *args, **kwargs)
+
+    monkeypatch.setattr("services.trainer.training.select_model", counted)
+    keys = Keys(settings.key_prefix)
+
+    def send(users: range) -> None:
+        for u in users:
+            items = [f"i{(u % 3) * 5 + j}" for j in range(5)]
+            body = {"user_id": f"u{u}", "item_ids": items, "actions": ["like"] * 5}
+            publish(settings, {**body, "timestamp": 1000.0 + u})
+
+    send(range(30))
+    wait_for(lambda: running.stats.stored == 30)
+    no_prefetch = settings.model_copy(update={"prefetch_users": 0})
+    assert run_train_once(no_prefetch) == 0
+    first = redis_client.get(keys.model_current)
+    assert first is not None and len(selections) == 1
+    assert redis_client.exists(keys.model_selection)
+    assert settings.log_path.with_name("interactions.log.snapshot.npz").exists()
+    send(range(30, 32))
+    wait_for(lambda: running.stats.stored == 32)
+    assert run_train_once(no_prefetch) == 0
+    assert len(selections) == 1
+    assert redis_client.get(keys.model_current) not in (None, first)
+    info = redis_client.get(keys.model_info)
+    assert isinstance(info, bytes) and json.loads(info)["users"] == 32
