@@ -3,6 +3,8 @@
     python -m bench.train_worker bare  --data D.npz --epochs E
     python -m bench.train_worker cycle --log L --data D.npz --model lightfm|auto --epochs E
         --prefix P [--tail F] [--rounds R]
+    python -m bench.train_worker job   --log L [--data D.npz] --model lightfm|auto --epochs E
+        --prefix P [--bare-first]
     python -m bench.train_worker scale --data D.npz --epochs E --prefix P
 
 Prints one JSON line: seconds, a breakdown by phase and ``peak_rss`` (ru_maxrss).
@@ -104,6 +106,67 @@ def split_log(source: Path, tail: float, work: Path) -> tuple[Path, list[bytes]]
     return head, lines[keep:]
 
 
+def instrument(interaction_log: Any) -> Any:
+    """Time the trainer's phases by wrapping the functions it calls (the code unchanged)."""
+    from services.trainer import dataset, selection, training
+    from services.trainer.feedback_state import FeedbackState
+    from services.trainer.models import lightfm_model
+
+    store_add = dataset.InteractionStore.add
+
+    def add_timed(self: Any, events: Any) -> int:
+        """Dataset time without the log reading the streamed merge does inside it."""
+        read_before, started = PHASES["read log"], time.perf_counter()
+        added = store_add(self, events)
+        reading = PHASES["read log"] - read_before
+        PHASES["dataset"] += time.perf_counter() - started - reading
+        return added
+
+    dataset.InteractionStore.add = add_timed  # type: ignore[method-assign]
+    dataset.InteractionStore.interactions = timed(  # type: ignore[method-assign]
+        "dataset", dataset.InteractionStore.interactions
+    )
+    fit_phase = "fit (all families, incl. neighbours)"
+    selection.fit_model = timed(fit_phase, selection.fit_model)  # type: ignore[attr-defined]
+    training.fit_model = timed(fit_phase, training.fit_model)  # type: ignore[attr-defined]
+    training.select_model = timed(  # type: ignore[attr-defined]
+        "selection (validation fits, scoring, refit)",
+        training.select_model,  # type: ignore[attr-defined]
+    )
+    selection.evaluate_model = timed("validation scoring", selection.evaluate_model)  # type: ignore[attr-defined]
+    selection.temporal_split = timed("validation split", selection.temporal_split)  # type: ignore[attr-defined]
+    lightfm_model.ease_neighbours = timed("neighbours (EASE top-M)", lightfm_model.ease_neighbours)  # type: ignore[attr-defined]
+    FeedbackState.publish_model = timed(  # type: ignore[method-assign]
+        "publish (serialise + Redis)", FeedbackState.publish_model
+    )
+    read_new = interaction_log.read_new
+
+    def read_timed(cursor: Any) -> Any:
+        """Time spent inside the log reader, however the cycle consumes it."""
+        events = read_new(cursor)
+        while True:
+            started = time.perf_counter()
+            try:
+                event = next(events)
+            except StopIteration:
+                PHASES["read log"] += time.perf_counter() - started
+                return
+            PHASES["read log"] += time.perf_counter() - started
+            yield event
+
+    interaction_log.read_new = read_timed
+    trainer: Any = training.Trainer
+    for method, phase in (
+        ("_load_snapshot", "log snapshot (load)"),
+        ("_save_snapshot", "log snapshot (save)"),
+        ("_restore", "selection record (load)"),
+        ("_remember", "selection record (save)"),
+        ("_published_neighbours", "neighbours (from the published blob)"),
+    ):
+        setattr(trainer, method, timed(phase, getattr(trainer, method)))
+    return interaction_log
+
+
 def cycle(args: argparse.Namespace) -> dict[str, Any]:
     """A long-running trainer's cycles as it runs them, phases timed by wrapping functions.
 
@@ -123,10 +186,9 @@ def cycle(args: argparse.Namespace) -> dict[str, Any]:
 
     from services.common.keys import Keys
     from services.common.settings import Settings
-    from services.trainer import dataset, selection, training
+    from services.trainer import training
     from services.trainer.feedback_state import FeedbackState
     from services.trainer.interaction_log import InteractionLog
-    from services.trainer.models import lightfm_model
 
     head, tail_lines = split_log(args.log, args.tail, args.work)
     settings = Settings(
@@ -136,49 +198,7 @@ def cycle(args: argparse.Namespace) -> dict[str, Any]:
         redis_url=args.redis,
         data_dir=head.parent,
     )
-    store_add = dataset.InteractionStore.add
-
-    def add_timed(self: Any, events: Any) -> int:
-        """Dataset time without the log reading the streamed merge does inside it."""
-        read_before, started = PHASES["read log"], time.perf_counter()
-        added = store_add(self, events)
-        reading = PHASES["read log"] - read_before
-        PHASES["dataset"] += time.perf_counter() - started - reading
-        return added
-
-    dataset.InteractionStore.add = add_timed  # type: ignore[method-assign]
-    dataset.InteractionStore.interactions = timed(  # type: ignore[method-assign]
-        "dataset", dataset.InteractionStore.interactions
-    )
-    fit_phase = "fit (all families, incl. neighbours)"
-    selection.fit_model = timed(fit_phase, selection.fit_model)
-    training.fit_model = timed(fit_phase, training.fit_model)  # type: ignore[attr-defined]
-    training.select_model = timed(  # type: ignore[attr-defined]
-        "selection (validation fits, scoring, refit)", training.select_model
-    )
-    selection.evaluate_model = timed("validation scoring", selection.evaluate_model)
-    selection.temporal_split = timed("validation split", selection.temporal_split)
-    lightfm_model.ease_neighbours = timed("neighbours (EASE top-M)", lightfm_model.ease_neighbours)
-    FeedbackState.publish_model = timed(  # type: ignore[method-assign]
-        "publish (serialise + Redis)", FeedbackState.publish_model
-    )
-    interaction_log = InteractionLog(head, read_only=True)
-    read_new = interaction_log.read_new
-
-    def read_timed(cursor: Any) -> Any:
-        """Time spent inside the log reader, however the cycle consumes it."""
-        events = read_new(cursor)
-        while True:
-            started = time.perf_counter()
-            try:
-                event = next(events)
-            except StopIteration:
-                PHASES["read log"] += time.perf_counter() - started
-                return
-            PHASES["read log"] += time.perf_counter() - started
-            yield event
-
-    interaction_log.read_new = read_timed  # type: ignore[method-assign]
+    interaction_log = instrument(InteractionLog(head, read_only=True))
     redis = Redis.from_url(args.redis)
     state = FeedbackState(redis, Keys(args.prefix))
     trainer = training.Trainer(settings, interaction_log, state)
@@ -247,6 +267,64 @@ def cycle(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def job(args: argparse.Namespace) -> dict[str, Any]:
+    """One ``recsys train --once`` as a Kubernetes Job runs it: a fresh process, one
+    ``train_once`` cycle on ``--log`` (an existing log opened read-only, as
+    ``run_train_once`` does), starting from whatever an earlier Job left: the log snapshot
+    next to it, the selection record and the published model in Redis under ``--prefix``.
+
+    Paired with a bare LightFM fit on ``--data`` in this same process (``--bare-first``
+    alternates the order). ``import_seconds`` is the process's own start-up (importing the
+    trainer), which a Job pays on top of its cycle and the in-process bare fit does not.
+    """
+    started = time.perf_counter()
+    from redis import Redis
+
+    from services.common.keys import Keys
+    from services.common.settings import Settings
+    from services.trainer import training
+    from services.trainer.feedback_state import FeedbackState
+    from services.trainer.interaction_log import InteractionLog
+
+    import_seconds = time.perf_counter() - started
+    settings = Settings(
+        model=args.model,
+        lightfm_epochs=args.epochs,
+        key_prefix=args.prefix,
+        redis_url=args.redis,
+        data_dir=args.log.parent,
+    )
+    paired: dict[str, float] = {}
+    if args.data is not None and args.bare_first:
+        paired = bare(args)
+    interaction_log = instrument(InteractionLog(args.log, read_only=True))
+    state = FeedbackState(Redis.from_url(args.redis), Keys(args.prefix))
+    PHASES.clear()
+    reset_peak_rss()
+    started, cpu = time.perf_counter(), time.process_time()
+    outcome = training.train_once(settings, interaction_log, state)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    result_peak = peak_rss_since_reset()
+    phases = dict(PHASES)
+    if args.data is not None and not args.bare_first:
+        paired = bare(args)
+    PHASES.clear()
+    PHASES.update(phases)
+    model = outcome.model
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "import_seconds": import_seconds,
+        "published": outcome.published,
+        "reason": outcome.reason,
+        "family": model.family if model else None,
+        "events": outcome.events,
+        "peak_rss": result_peak,
+        "bare": paired,
+        "process_peak_rss": peak_rss(),
+    }
+
+
 def scale(args: argparse.Namespace) -> dict[str, Any]:
     """Fit LightFM (trainer code, single family) and publish, on synthetic arrays."""
     from dataclasses import replace
@@ -296,7 +374,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["bare", "cycle", "scale"])
+    parser.add_argument("mode", choices=["bare", "cycle", "job", "scale"])
     parser.add_argument("--data", type=Path)
     parser.add_argument("--log", type=Path)
     parser.add_argument("--model", default="lightfm")
@@ -306,8 +384,9 @@ def main() -> None:
     parser.add_argument("--tail", type=float, default=0.01, help="cycle: share of new lines")
     parser.add_argument("--rounds", type=int, default=3, help="cycle: steady cycles")
     parser.add_argument("--work", type=Path, default=Path("/tmp/recsys-bench/train"))
+    parser.add_argument("--bare-first", action="store_true", help="job: the bare fit first")
     args = parser.parse_args()
-    result = {"bare": bare, "cycle": cycle, "scale": scale}[args.mode](args)
+    result = {"bare": bare, "cycle": cycle, "job": job, "scale": scale}[args.mode](args)
     result["phases"] = dict(PHASES)
     result.setdefault("peak_rss", peak_rss())
     sys.stdout.write(json.dumps(result) + "\n")
