@@ -33,7 +33,10 @@ async def prefetch_recent(settings: Settings, users: int, budget_seconds: float)
     try:
         store = ServingStore(redis, Keys(settings.key_prefix))
         recommender = Recommender(
-            store, ServingStateCache(store), settings.exploration_rate, settings.prefetch_pages
+            store,
+            ServingStateCache(store),
+            settings.exploration_rate,
+            settings.prefetch_pages_ahead,
         )
         user_ids = await store.recent_users(users)
         started = time.monotonic()

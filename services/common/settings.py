@@ -46,8 +46,11 @@ class Settings(BaseSettings):
     # next requests without scoring (1 = rank every request).
     prefetch_pages: int = Field(5, ge=1, le=100)
     # After publishing a model the trainer ranks these most recently active users' next
-    # pages with it (0: none), spending at most one training interval on it.
+    # pages with it (0: none), spending at most one training interval on it, and ranks
+    # deeper than a request does: off the request path, a list of 100 (Gorse's cache size)
+    # costs only Redis memory.
     prefetch_users: int = Field(2000, ge=0)
+    prefetch_pages_ahead: int = Field(10, ge=1, le=100)
     model: Literal["auto", "lightfm", "ease", "popularity"] = "auto"
     lightfm_components: int = Field(64, ge=1, le=1024)
     lightfm_epochs: int = Field(60, ge=1, le=1000)

@@ -398,7 +398,7 @@ def test_prefetched_answers_match_the_route_byte_for_byte(client: TestClient, us
 def test_prefetch_recent_ranks_the_latest_raters_first(
     client: TestClient, settings: Settings, redis_client: Redis
 ) -> None:
-    items, genres = catalogue(60)
+    items, genres = catalogue(200)
     add(client, items, genres)
     feedback_state(settings, redis_client).apply(
         [event(f"r{i}", [items[i]], ["like"], ts=1000.0 + i) for i in range(5)]
@@ -410,5 +410,8 @@ def test_prefetch_recent_ranks_the_latest_raters_first(
         for u in ("r4", "r3", "r2", "r1")
     }
     assert lists == {"r4": 1, "r3": 1, "r2": 1, "r1": 0}
+    # Ranked deeper than a request ranks: the trainer's lists cost no request any time.
+    depth = settings.default_k * settings.prefetch_pages_ahead
+    assert redis_client.llen(f"{settings.key_prefix}user:r4:next") == 1 + depth
     # Their lists never hold what they rated.
     assert f"m{items[4]}" not in _upcoming(redis_client, f"{settings.key_prefix}user:r4:next")
