@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.api.batched_script import BatchedScript
 from services.common.keys import Keys
+from services.common.lua import CLEAR_IF_EQUAL
 
 # A prefetched list lives a day: an idle user's list is not kept forever.
 PREFETCH_TTL_SECONDS = 24 * 3600
@@ -94,6 +95,7 @@ class ServingStore:
         self.keys = keys
         self._pop_prefetched = BatchedScript(redis, _POP_PREFETCHED)
         self._record_shown = redis.register_script(_RECORD_SHOWN)
+        self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -236,15 +238,24 @@ class ServingStore:
         raw = await self.redis.hgetall(self.keys.status)
         return {_text(k): _text(v) for k, v in raw.items()}
 
+    async def begin_cleanup(self, token: str) -> None:
+        """Mark a cleanup under way: no training until the ingester has cut the log."""
+        await self.redis.set(self.keys.cleanup_pending, token)
+
+    async def abort_cleanup(self, token: str) -> None:
+        """The control message could not be sent: lift this cleanup's mark."""
+        await self._clear_pending(keys=[self.keys.cleanup_pending], args=[token])
+
     async def wipe(self) -> int:
         """Delete every key of this instance and bump the epoch (stale models are refused)."""
-        # The epoch itself survives, so it only ever grows.
+        # The epoch survives, so it only ever grows; so does the cleanup mark, which the
+        # ingester lifts once it has cut the log.
         await self.redis.incr(self.keys.epoch)
-        epoch = self.keys.epoch.encode()
+        kept = {self.keys.epoch.encode(), self.keys.cleanup_pending.encode()}
         deleted = 0
         batch: list[bytes] = []
         async for key in self.redis.scan_iter(match=self.keys.pattern, count=1000):
-            if key != epoch:
+            if key not in kept:
                 batch.append(key)
             if len(batch) >= 500:
                 deleted += await self.redis.unlink(*batch)

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # Header marking a control message (not an InteractEvent) on the interaction queue.
 CONTROL_HEADER = "x-recsys-control"
 CONTROL_CLEANUP = "cleanup"
+# Header of the cleanup control message: the token the ingester clears once the log is cut.
+CLEANUP_TOKEN_HEADER = "x-recsys-cleanup-token"
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,12 @@ class Keys:
         return f"{self.prefix}users:active"
 
     @property
+    def cleanup_pending(self) -> str:
+        """STRING: the token of a /cleanup whose control message the ingester has not yet
+        acted on; while it exists the log may still hold wiped events, so nobody trains."""
+        return f"{self.prefix}cleanup:pending"
+
+    @property
     def epoch(self) -> str:
         """Counter bumped by /cleanup; a model trained before a wipe is never published."""
         return f"{self.prefix}epoch"

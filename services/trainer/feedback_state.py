@@ -9,6 +9,7 @@ from redis import Redis
 
 from services.common.events import StoredEvent
 from services.common.keys import Keys
+from services.common.lua import CLEAR_IF_EQUAL
 from services.common.serving_model import ServingModel
 
 # Latest action wins per (user, item): an older event arriving late never overrides. The
@@ -59,6 +60,7 @@ class FeedbackState:
         self.keys = keys
         self._apply = redis.register_script(_APPLY_RATINGS)
         self._publish = redis.register_script(_PUBLISH)
+        self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
 
     def apply(self, events: Sequence[StoredEvent]) -> None:
         """Record each user's latest action per item; idempotent on redelivery."""
@@ -97,6 +99,13 @@ class FeedbackState:
     def epoch(self) -> str:
         value = self.redis.get(self.keys.epoch)
         return value.decode() if isinstance(value, bytes) else "0"
+
+    def cleanup_pending(self) -> bool:
+        """A /cleanup is waiting for the log to be cut: the log may hold wiped events."""
+        return bool(self.redis.exists(self.keys.cleanup_pending))
+
+    def finish_cleanup(self, token: str) -> None:
+        self._clear_pending(keys=[self.keys.cleanup_pending], args=[token])
 
     def catalogue_ids(self) -> list[str]:
         return [

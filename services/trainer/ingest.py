@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from services.common.broker import CONTROL_CLEANUP, CONTROL_HEADER, QueuedMessage
+from services.common.broker import (
+    CLEANUP_TOKEN_HEADER,
+    CONTROL_CLEANUP,
+    CONTROL_HEADER,
+    QueuedMessage,
+)
 from services.common.events import InteractEvent, StoredEvent
 from services.common.metrics import EVENTS_DUPLICATE, EVENTS_REJECTED
 from services.common.settings import Settings
@@ -108,7 +113,7 @@ class Ingester:
             elif decoded == CONTROL_CLEANUP:
                 self._write(pause, batch)
                 batch = []
-                self._cleanup(pause)
+                self._cleanup(pause, message.headers.get(CLEANUP_TOKEN_HEADER))
             elif decoded is None:
                 EVENTS_REJECTED.labels("poison").inc()
                 with self.stats.lock:
@@ -140,11 +145,13 @@ class Ingester:
         if self.on_stored is not None and fresh:
             self.on_stored(fresh)
 
-    def _cleanup(self, pause: Pause) -> None:
+    def _cleanup(self, pause: Pause, token: object) -> None:
         log.info("ingest: cleanup requested, truncating the interaction log")
         self.log.truncate()
         self.seen.clear()
         self._retry_redis(pause, self.state.clear_ratings)
+        if token is not None:
+            self._retry_redis(pause, lambda: self.state.finish_cleanup(str(token)))
         with self.stats.lock:
             self.stats.cleanups += 1
         if self.on_cleanup is not None:

@@ -368,7 +368,13 @@ class Trainer:
     def cycle(self) -> TrainingOutcome:
         """Train on everything logged so far; publish unless a /cleanup happened meanwhile."""
         started = time.perf_counter()
+        # Epoch first, then the cleanup mark: a cycle that sees the epoch of a /cleanup and
+        # no mark reads a log the ingester has already cut (the mark is set before the
+        # epoch moves and lifted after the cut).
         epoch = self.state.epoch()
+        if self.state.cleanup_pending():
+            TRAINING_RUNS.labels("skipped").inc()
+            return TrainingOutcome(False, None, "a /cleanup is waiting for the log cut", 0.0, 0)
         first_line = self.log.first_line()
         try:
             self._read(epoch, first_line)

@@ -128,16 +128,21 @@ def test_cleanup_wipes_state_and_queue(
     for method in (client.get, client.post):
         response = method("/cleanup")
         assert response.status_code == 200
-    remaining = [
-        k
+    remaining = {
+        k.decode().removeprefix(settings.key_prefix)
         for k in redis_client.scan_iter(match=f"{settings.key_prefix}*")
-        if not k.endswith(b":epoch")
-    ]
-    assert remaining == []
+    }
+    # The epoch only grows; the mark stays until the ingester has cut the log.
+    assert remaining == {"epoch", "cleanup:pending"}
     assert recs(client, "u") == []
     assert client.get("/model").status_code == 404
     # What stays queued is the control message telling the trainer to drop its log.
-    assert [m.headers for m in queued_messages(settings)] == [{"x-recsys-control": "cleanup"}]
+    queued = [m.headers for m in queued_messages(settings)]
+    assert [h["x-recsys-control"] for h in queued] == ["cleanup"]
+    assert (
+        queued[0]["x-recsys-cleanup-token"]
+        == redis_client.get(f"{settings.key_prefix}cleanup:pending").decode()
+    )
 
 
 def test_admin_token_guards_cleanup_and_add_items(settings: Settings) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from services.common.broker import CONTROL_CLEANUP, CONTROL_HEADER
+from services.common.broker import CLEANUP_TOKEN_HEADER, CONTROL_CLEANUP, CONTROL_HEADER
 from services.common.keys import Keys
 from services.common.settings import Settings
 from services.trainer.feedback_state import FeedbackState
@@ -117,6 +117,26 @@ def test_poison_message_is_dropped_not_looping(settings: Settings, running: Inge
     publish(settings, EVENT, message_id="ok")
     wait_for(lambda: running.stats.stored == 1 and running.stats.rejected == 1)
     wait_for(lambda: queue_depth(settings) == 0)
+
+
+def test_no_training_between_a_cleanup_and_the_log_cut(
+    settings: Settings, running: Ingester, state: FeedbackState, redis_client: Redis
+) -> None:
+    """The api marks the cleanup before it moves the epoch; the ingester lifts the mark."""
+    for u in range(6):
+        body = {"user_id": f"u{u}", "item_ids": ["a", "b"], "actions": ["like", "like"]}
+        publish(settings, body)
+    wait_for(lambda: running.stats.stored == 6)
+    keys = Keys(settings.key_prefix)
+    redis_client.set(keys.cleanup_pending, "t1")
+    redis_client.incr(keys.epoch)
+    skipped = train_once(settings, InteractionLog(settings.log_path), state)
+    assert not skipped.published and "cleanup" in skipped.reason
+    assert not redis_client.exists(keys.model_current)
+    publish(settings, b"{}", headers={CONTROL_HEADER: CONTROL_CLEANUP, CLEANUP_TOKEN_HEADER: "t1"})
+    wait_for(lambda: running.stats.cleanups == 1)
+    wait_for(lambda: not redis_client.exists(keys.cleanup_pending))
+    assert logged(settings) == []
 
 
 def test_cleanup_message_truncates_the_log(

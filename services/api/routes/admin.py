@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 
 from fastapi import APIRouter, HTTPException, status
 from redis.exceptions import RedisError
 
 from services.api.deps import AdminDep, CacheDep, PublisherDep, StoreDep
-from services.common.broker import CONTROL_CLEANUP, CONTROL_HEADER, BrokerUnavailableError
+from services.common.broker import (
+    CLEANUP_TOKEN_HEADER,
+    CONTROL_CLEANUP,
+    CONTROL_HEADER,
+    BrokerUnavailableError,
+)
 
 router = APIRouter(tags=["admin"], dependencies=[AdminDep])
 log = logging.getLogger(__name__)
@@ -20,14 +27,24 @@ log = logging.getLogger(__name__)
 @router.post("/cleanup", operation_id="cleanup")
 async def cleanup(store: StoreDep, cache: CacheDep, publisher: PublisherDep) -> dict[str, object]:
     """Purge the queue, tell the trainer to drop its log, delete every Redis key."""
+    token = uuid.uuid4().hex
+    try:
+        # Before the control message: a cycle that starts after the wipe below must not
+        # train on the log before the ingester has cut it.
+        await store.begin_cleanup(token)
+    except RedisError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"redis: {error}") from error
     try:
         purged = await publisher.purge()
         # Queued behind nothing: the trainer truncates its log when it reads this.
-        await publisher.publish(b"{}", headers={CONTROL_HEADER: CONTROL_CLEANUP})
-    except BrokerUnavailableError as error:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+        await publisher.publish(
+            b"{}", headers={CONTROL_HEADER: CONTROL_CLEANUP, CLEANUP_TOKEN_HEADER: token}
+        )
     except Exception as error:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker: {error!r}") from error
+        with contextlib.suppress(RedisError):
+            await store.abort_cleanup(token)
+        reason = str(error) if isinstance(error, BrokerUnavailableError) else f"broker: {error!r}"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, reason) from error
     try:
         deleted = await store.wipe()
     except RedisError as error:
