@@ -38,6 +38,7 @@ class ServingSetup:
     model: ServingModel
     seconds: float
     prefetch_seconds: float = 0.0
+    prefetch_redis_bytes: int = 0
 
 
 def synthetic(users: int, items: int, mean_ratings: float, seed: int = 7) -> Ratings:
@@ -131,7 +132,7 @@ def serving_instance(
         model = publish(instance, model)
         add_catalogue(instance, ratings)
         write_ratings(instance, ratings)
-        prefetch_seconds = prefetch(instance, len(ratings.user_ids))
+        prefetch_seconds, prefetch_bytes = prefetch(instance, len(ratings.user_ids))
         with httpx.Client(base_url=instance.api, timeout=30) as client:
             for user in range(20):  # first request loads the model
                 client.get(f"/recs/u{user}").raise_for_status()
@@ -141,11 +142,17 @@ def serving_instance(
     except BaseException:
         instance.close()
         raise
-    return ServingSetup(instance, ratings, model, time.perf_counter() - started, prefetch_seconds)
+    return ServingSetup(
+        instance, ratings, model, time.perf_counter() - started, prefetch_seconds, prefetch_bytes
+    )
 
 
-def prefetch(instance: Instance, users: int) -> float:
-    """What the trainer does after publishing: rank active users' next pages ahead."""
+def prefetch(instance: Instance, users: int) -> tuple[float, int]:
+    """What the trainer does after publishing: rank active users' next pages ahead.
+
+    Returns the seconds it took and the Redis memory the lists added (bytes)."""
+    redis = Redis.from_url(REDIS_URL)
+    memory_before = int(redis.info("memory")["used_memory"])
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "services.cli", "prefetch", "--users", str(users)],
@@ -155,5 +162,7 @@ def prefetch(instance: Instance, users: int) -> float:
         timeout=1800,
     )
     seconds = time.perf_counter() - started
-    log(f"  prefetched {users:,} users' next pages in {seconds:.0f}s")
-    return seconds
+    added = int(redis.info("memory")["used_memory"]) - memory_before
+    redis.close()
+    log(f"  prefetched {users:,} users' next pages in {seconds:.0f}s, +{added / 2**20:.0f} MiB")
+    return seconds, added

@@ -425,7 +425,10 @@ def serving_limits(r: dict[str, Any]) -> list[str]:
         "(freshness below). Users with no history get one of 64 precomputed variants. The "
         "trainer prefetches the lists of the most recently active users after it publishes "
         f"a model; for this benchmark all {s['users']:,} users were prefetched in "
-        f"{s.get('prefetch_seconds', 0):.0f} s before the rounds"
+        f"{s.get('prefetch_seconds', 0):.0f} s before the rounds, and their lists took "
+        f"{s.get('prefetch_redis_bytes', 0) / 2**20:.0f} MiB of Redis memory "
+        f"({s.get('prefetch_redis_bytes', 0) / max(s['users'], 1):,.0f} bytes per user, "
+        "expiring a day after their last use)"
         + (
             f" (a fresh ranking, through the FastAPI route, is p50 {fresh:.2f} ms on one "
             "connection)."

@@ -106,6 +106,7 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
         "ratio": ratio,
         "one_connection": single,
         "prefetch_seconds": setup.prefetch_seconds,
+        "prefetch_redis_bytes": setup.prefetch_redis_bytes,
         "prefetch_pages": Settings.model_fields["prefetch_pages"].default,
         "impressions_before": before,
         "impressions_after": after,
