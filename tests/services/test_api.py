@@ -284,14 +284,21 @@ def test_pages_after_the_first_come_from_the_prefetched_list(
     assert _prefetch_counts(client)["miss"] - after["miss"] == 1
 
 
+def _first_page_then_list(
+    client: TestClient, settings: Settings, redis_client: Redis, user: str
+) -> tuple[str, list[str]]:
+    """A 100-item catalogue, one /recs for ``user``: their list's key and its items."""
+    items, genres = catalogue(100)
+    add(client, items, genres)
+    recs(client, user)
+    queued = f"{settings.key_prefix}user:{user}:next"
+    return queued, _upcoming(redis_client, queued)
+
+
 def test_a_rating_empties_the_prefetched_list(
     client: TestClient, settings: Settings, redis_client: Redis
 ) -> None:
-    items, genres = catalogue(100)
-    add(client, items, genres)
-    recs(client, "fan")
-    queued = f"{settings.key_prefix}user:fan:next"
-    upcoming = _upcoming(redis_client, queued)
+    queued, upcoming = _first_page_then_list(client, settings, redis_client, "fan")
     assert len(upcoming) == 10 * (settings.prefetch_pages - 1)
     feedback_state(settings, redis_client).apply([event("fan", [upcoming[0]], ["dislike"])])
     assert not redis_client.exists(queued)
@@ -303,11 +310,7 @@ def test_prefetched_items_rated_meanwhile_are_skipped(
 ) -> None:
     # A rating written without the trainer's script (say, by a rebuild) leaves the list
     # in place: the pop itself still refuses rated and already shown items.
-    items, genres = catalogue(100)
-    add(client, items, genres)
-    recs(client, "u")
-    queued = f"{settings.key_prefix}user:u:next"
-    upcoming = _upcoming(redis_client, queued)
+    _, upcoming = _first_page_then_list(client, settings, redis_client, "u")
     redis_client.hset(f"{settings.key_prefix}user:u:rated", upcoming[0], "like|1")
     redis_client.sadd(f"{settings.key_prefix}user:u:shown", upcoming[1])
     page = recs(client, "u")
