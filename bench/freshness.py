@@ -1,11 +1,14 @@
 """4) Freshness: from the 200 of /interact to the first /recs that reflects the like.
 
-Per trial: a known user's impressions are cleared and ``/recs`` read (list L, which is
-deterministic for a given history: the rotation seed depends on the user and the number of
-impressions). The user likes L[0]; from the 200 on, the bench clears the impressions and
-reads ``/recs`` again until L[0] is gone (rated items are never recommended). It also notes
-when the rating reached Redis (ingester: queue -> fsynced log -> Redis), to split the delay.
-Each trial is bounded (5 s); a trial that times out counts as 5 s.
+Per trial: a known user's impressions and prefetched list are cleared and ``/recs`` read
+(list L, which is deterministic for a given history: the rotation seed depends on the user
+and the number of impressions). The user likes L[0]; from the 200 on, the bench clears the
+impressions and the prefetched list (else the next page would lack L[0] anyway) and reads
+``/recs`` again until L[0] is gone (rated items are never recommended). The ingester applies
+the rating and empties the user's list in one script, so this is also when the next request
+ranks with the like. It also notes when the rating reached Redis (ingester: queue -> fsynced
+log -> Redis), to split the delay. Each trial is bounded (5 s); a trial that times out counts
+as 5 s.
 """
 
 from __future__ import annotations
@@ -41,9 +44,9 @@ def run(setup: ServingSetup, *, trials: int) -> dict[str, Any]:
     ):
         for user_no in users:
             user = f"u{user_no}"
-            redis.delete(keys.shown(user))
+            redis.delete(keys.shown(user), keys.prefetched(user))
             first = api.get(f"/recs/{user}").json()["item_ids"]
-            redis.delete(keys.shown(user))
+            redis.delete(keys.shown(user), keys.prefetched(user))
             item = first[0]
             body = {"user_id": user, "item_ids": [item], "actions": ["like"]}
             collector.post("/interact", json=body).raise_for_status()
@@ -53,7 +56,7 @@ def run(setup: ServingSetup, *, trials: int) -> dict[str, Any]:
             while time.perf_counter() - accepted < TRIAL_TIMEOUT:
                 if in_redis is None and redis.hexists(keys.rated(user), item):
                     in_redis = time.perf_counter() - accepted
-                redis.delete(keys.shown(user))
+                redis.delete(keys.shown(user), keys.prefetched(user))
                 if item not in api.get(f"/recs/{user}").json()["item_ids"]:
                     seen = time.perf_counter() - accepted
                     break
