@@ -366,8 +366,10 @@ def render(results: dict[str, Any]) -> str:
             f"{f['trials']} trials against the serving instance above with a collector and "
             "`recsys ingest` running: a known user likes the first item of the list they "
             "would get; the clock starts at the 200 of `/interact` and stops at the first "
-            "`/recs` without that item (impressions are cleared between polls so only the "
-            "like can remove it).",
+            "`/recs` without that item (impressions and the prefetched list are cleared "
+            "between polls so only the like can remove it; the ingester applies the rating "
+            "and empties the user's list in one script, so this is also when the next "
+            "request ranks with the like).",
             "",
             f"![freshness]({plot_freshness(f)})",
             "",
