@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -95,9 +97,29 @@ class MachineCpu:
         return self.busy_seconds / self.seconds if self.seconds else float("nan")
 
 
+def classic_queue_v2(queue: str, enable: bool) -> bool:
+    """The chart's broker setting (``classic_queue.default_version = 2``) for this queue.
+
+    The machine's RabbitMQ is shared and started before the bench, so the same setting is
+    applied as a policy on the bench's own queue (or removed). False when rabbitmqctl is
+    not available: the run then measures the broker's default."""
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    name = f"{queue}-cqv2"
+    command = (
+        ["set_policy", name, f"^{queue}$", '{"queue-version":2}', "--apply-to", "queues"]
+        if enable
+        else ["clear_policy", name]
+    )
+    done = subprocess.run(["rabbitmqctl", *command], capture_output=True, timeout=60, check=False)
+    return enable and done.returncode == 0
+
+
 def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     instance = Instance("ingest")
     log_path = instance.data_dir / "interactions.log"
+    queue_v2 = classic_queue_v2(instance.queue, True)
+    log(f"ingestion: classic queue version {2 if queue_v2 else 'default'}")
     try:
         instance.start("collector")
         instance.start("ingest")
@@ -168,7 +190,8 @@ def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
         duplicates = len(stored) - len(stored_set)
     finally:
         instance.close()
-    events, floor = summarise(results["interact"]), summarise(results["hello"])
+        classic_queue_v2(instance.queue, False)
+    events, hello_summary = summarise(results["interact"]), summarise(results["hello"])
     ratio = paired_ratio(results["interact"], results["hello"])
     log(
         f"  accepted {len(accepted):,}, stored {len(stored):,}, missing {len(missing)}, "
@@ -177,6 +200,7 @@ def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     measured = max(1, len(accepted) - warmup_accepted)
     hello_requests = max(1, sum(r.ok for r in results["hello"]))
     return {
+        "classic_queue_v2": queue_v2,
         # Cores busy during the rounds: the whole machine, and the processes measured here
         # (the rest is other load on the shared machine).
         "busy_cores": {
@@ -195,7 +219,7 @@ def run(*, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
         "rounds": rounds,
         "seconds_per_round": seconds,
         "interact": events,
-        "hello": floor,
+        "hello": hello_summary,
         "ratio": ratio,
         "accepted": len(accepted),
         "stored": len(stored),
