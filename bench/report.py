@@ -493,7 +493,7 @@ def ingestion_limits(r: dict[str, Any]) -> list[str]:
         + (
             ""
             if i.get("classic_queue_v2")
-            else "; **not applied in this run**: rabbitmqctl missing"
+            else "; **not applied in this run**: rabbitmqctl unavailable or refused"
         )
         + "). Measured alternately on this machine (4 quick runs of 2 x 4 s): 4,973-5,440 "
         "and 4,008-4,258 events/s with v1, 5,868-6,064 and 5,405-5,982 with v2.",
