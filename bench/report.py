@@ -427,16 +427,12 @@ def serving_limits(r: dict[str, Any]) -> list[str]:
         "(freshness below). Users with no history get one of 64 precomputed variants. The "
         "trainer prefetches the lists of the most recently active users after it publishes "
         f"a model; for this benchmark all {s['users']:,} users were prefetched in "
-        f"{s.get('prefetch_seconds', 0):.0f} s before the rounds, and their lists took "
+        f"{s.get('prefetch_seconds', 0):.0f} s before the rounds; their lists took "
         f"{s.get('prefetch_redis_bytes', 0) / 2**20:.0f} MiB of Redis memory "
         f"({s.get('prefetch_redis_bytes', 0) / max(s['users'], 1):,.0f} bytes per user, "
-        "expiring a day after their last use)"
-        + (
-            f" (a fresh ranking, through the FastAPI route, is p50 {fresh:.2f} ms on one "
-            "connection)."
-            if fresh is not None
-            else "."
-        ),
+        "expiring a day after their last use).",
+        "",
+        *answer_paths_lines(s, fresh),
         "",
         "Fixed on the way, each measured: the prefetched lists themselves (A/B table at the "
         "end); FastAPI's native OpenTelemetry hook, which looked up the tracer provider in "
@@ -452,6 +448,28 @@ def serving_limits(r: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def answer_paths_lines(s: dict[str, Any], fresh: float | None) -> list[str]:
+    """How the rounds' /recs answers were served, and what a user paging on would cost."""
+    paths = s.get("answer_paths")
+    one = s.get("one_connection", {})
+    if not paths or fresh is None:
+        return []
+    total = max(sum(paths.values()), 1.0)
+    hit = one["recs"]["p50_ms"]
+    pages = s.get("prefetch_pages", 5)
+    return [
+        f"Of the rounds' `/recs` answers {paths['hit'] / total:.1%} were popped from a "
+        f"prefetched list, {paths['new_user'] / total:.1%} went to users with no history "
+        f"(a precomputed variant) and {paths['miss'] / total:.1%} were fresh rankings. This "
+        "is the state right after the trainer prefetched every user. A user who keeps "
+        f"paging gets a fresh ranking every {pages} pages once their list runs out: on one "
+        f"connection a popped page is p50 {hit:.2f} ms and a fresh ranking (through the "
+        f"FastAPI route) {fresh:.2f} ms, so such a user costs about "
+        f"{((pages - 1) * hit + fresh) / pages:.2f} ms per page against hello's "
+        f"{one['hello']['p50_ms']:.2f} ms.",
+    ]
 
 
 def ingestion_limits(r: dict[str, Any]) -> list[str]:
@@ -477,8 +495,8 @@ def ingestion_limits(r: dict[str, Any]) -> list[str]:
             f"of its cores busy ({busy['interact']['measured']:.2f} in the processes measured "
             f"here), against {busy['hello']['machine']:.2f} during hello's: a request mostly "
             "waits for RabbitMQ to persist and confirm its message while holding one of wrk's "
-            "50 connections, so more connections raise the rate (55% of hello at 100 in a "
-            "separate run)."
+            "50 connections, so more connections raise the rate (in a separate run before the "
+            "queue-version change: 49% of hello at 50 connections, 55% at 100)."
         )
     lines += [
         "",

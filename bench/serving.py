@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from redis import Redis
 
 from bench.fixture import ServingSetup
@@ -32,6 +33,16 @@ def impressions(prefix: str, limit: int = 200_000) -> dict[str, int]:
     return {"users_with_impressions": len(keys), "impressions": total}
 
 
+def answer_paths(api: str) -> dict[str, float]:
+    """The api's own count of /recs answers by path: prefetched, new-user variant, fresh."""
+    counts = {"hit": 0.0, "new_user": 0.0, "miss": 0.0}
+    for line in httpx.get(f"{api}/metrics", timeout=10).text.splitlines():
+        if line.startswith("recsys_recs_prefetch_total{"):
+            result = line.split('result="', 1)[1].split('"', 1)[0]
+            counts[result] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     users = len(setup.ratings.user_ids)
     env_recs = {"BENCH_PATH": "/recs/u", "BENCH_USERS": str(users)}
@@ -42,6 +53,7 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
         wrk(hello.url, "recs.lua", seconds=1, connections=connections, env=env_hello)
         wrk(setup.instance.api, "recs.lua", seconds=1, connections=connections, env=env_recs)
         log(f"serving: {rounds} rounds of {seconds:.0f}s, {connections} connections")
+        paths_before = answer_paths(setup.instance.api)
         results = interleaved(
             rounds,
             {
@@ -57,6 +69,9 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
                 ),
             },
         )
+        paths_after = answer_paths(setup.instance.api)
+        paths = {name: paths_after[name] - paths_before[name] for name in paths_after}
+        log(f"  /recs answers in the rounds: {paths}")
         # Service time without queueing: one connection, the same two endpoints.
         single = {
             "recs": wrk(
@@ -105,6 +120,7 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
         "hello": floor,
         "ratio": ratio,
         "one_connection": single,
+        "answer_paths": paths,
         "prefetch_seconds": setup.prefetch_seconds,
         "prefetch_redis_bytes": setup.prefetch_redis_bytes,
         "prefetch_pages": Settings.model_fields["prefetch_pages"].default,

@@ -40,6 +40,7 @@ class Recommendation:
 # Metric children looked up once: labels() costs a dict lookup under a lock per call.
 _RECOMMENDED = {source: RECOMMENDATIONS.labels(source) for source in SOURCE_CODES}
 _PREFETCH_HIT, _PREFETCH_MISS = PREFETCH.labels("hit"), PREFETCH.labels("miss")
+_PREFETCH_NEW_USER = PREFETCH.labels("new_user")
 
 
 def _count(sources: list[str]) -> None:
@@ -81,12 +82,13 @@ class Recommender:
         if isinstance(popped, list):
             item_ids, sources = _from_prefetched(popped)
             return Recommendation(item_ids, sources, None)
-        _PREFETCH_MISS.inc()
         if isinstance(popped, NewUser):
             state = await self.cache.get(popped.catalogue_version, popped.model_version)
             if user_id not in state.model_user_index:
+                _PREFETCH_NEW_USER.inc()
                 ranked = self._new_user_ranking(state, user_id, k)
                 return await self._serve(user_id, k, state, ranked, feedback_seq="0")
+        _PREFETCH_MISS.inc()
         return await self.rank(user_id, k)
 
     async def rank(self, user_id: str, k: int) -> Recommendation:

@@ -51,7 +51,8 @@ RECOMMENDATIONS = Counter(
 )
 PREFETCH = Counter(
     "recsys_recs_prefetch_total",
-    "/recs answers served from the user's prefetched list (hit) or ranked afresh (miss).",
+    "/recs answers from the user's prefetched list (hit), a precomputed variant for a user "
+    "with no history (new_user) or a fresh ranking (miss).",
     ["result"],
 )
 
