@@ -108,7 +108,7 @@ def split_log(source: Path, tail: float, work: Path) -> tuple[Path, list[bytes]]
 
 def instrument(interaction_log: Any) -> Any:
     """Time the trainer's phases by wrapping the functions it calls (the code unchanged)."""
-    from services.trainer import dataset, selection, training
+    from services.trainer import carryover, dataset, selection, training
     from services.trainer.feedback_state import FeedbackState
     from services.trainer.models import lightfm_model
 
@@ -155,15 +155,14 @@ def instrument(interaction_log: Any) -> Any:
             yield event
 
     interaction_log.read_new = read_timed
-    trainer: Any = training.Trainer
-    for method, phase in (
-        ("_load_snapshot", "log snapshot (load)"),
-        ("_save_snapshot", "log snapshot (save)"),
-        ("_restore", "selection record (load)"),
-        ("_remember", "selection record (save)"),
-        ("_published_neighbours", "neighbours (from the published blob)"),
+    for owner, method, phase in (
+        (carryover.LogSnapshot, "load", "log snapshot (load)"),
+        (carryover.LogSnapshot, "save", "log snapshot (save)"),
+        (carryover.SelectionRecord, "load", "selection record (load)"),
+        (carryover.SelectionRecord, "save", "selection record (save)"),
+        (carryover.SelectionRecord, "neighbours", "neighbours (from the published blob)"),
     ):
-        setattr(trainer, method, timed(phase, getattr(trainer, method)))
+        setattr(owner, method, timed(phase, getattr(owner, method)))
     return interaction_log
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import time
@@ -12,7 +10,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from redis.exceptions import RedisError
 
 from services.common.metrics import (
     LAST_TRAINING_SUCCESS,
@@ -22,6 +19,7 @@ from services.common.metrics import (
 )
 from services.common.serving_model import ServingModel
 from services.common.settings import Settings
+from services.trainer.carryover import LogSnapshot, PublishedNeighbours, Selection, SelectionRecord
 from services.trainer.dataset import Interactions, InteractionStore
 from services.trainer.feedback_state import FeedbackState
 from services.trainer.interaction_log import InteractionLog, LogCursor, LogRewrittenError
@@ -72,44 +70,12 @@ def new_version() -> str:
 
 
 @dataclass
-class _Selection:
-    """The last validated choice of family, kept so later cycles fit only that family."""
-
-    family: str
-    metrics: dict[str, float]
-    interactions: int
-    cycles: int = 0
-
-
-@dataclass
 class _KnownNeighbours:
     """Item neighbours of the last model, with what they were computed from."""
 
     family: str
     neighbours: Neighbours
     likes: int
-
-
-@dataclass(frozen=True)
-class _PublishedNeighbours:
-    """Item neighbours an earlier trainer published (in the blob of ``version``)."""
-
-    family: str
-    likes: int
-    version: str
-
-
-# Store the trainer's record only if no /cleanup happened since the cycle started (the
-# same check as the publish): a record of wiped data is never left behind.
-_RECORD = """
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
-return 1
-"""
-
-
-def _fingerprint(first_line: bytes) -> str:
-    return hashlib.sha256(first_line).hexdigest()
 
 
 class Trainer:
@@ -139,16 +105,17 @@ class Trainer:
         self.settings = settings
         self.log = interaction_log
         self.state = state
-        self._record = state.redis.register_script(_RECORD)
+        self._snapshot = LogSnapshot(interaction_log)
+        self._record = SelectionRecord(state)
         self._reset(None)
 
     def _reset(self, epoch: str | None) -> None:
         self._epoch = epoch
         self._cursor = LogCursor()
         self._store = InteractionStore()
-        self._selection: _Selection | None = None
+        self._selection: Selection | None = None
         self._neighbours: _KnownNeighbours | None = None
-        self._published: _PublishedNeighbours | None = None
+        self._published: PublishedNeighbours | None = None
 
     def _read(self, epoch: str, first_line: bytes) -> None:
         """Bring the interactions up to date with the log."""
@@ -158,58 +125,19 @@ class Trainer:
                 log.info("state epoch changed (a /cleanup): reading the log from the start")
             self._reset(epoch)
         if fresh:
-            self._load_snapshot(first_line)
-            self._restore(epoch, first_line)
+            if self.settings.log_snapshot and (loaded := self._snapshot.load(first_line)):
+                self._store, self._cursor = loaded
+            self._selection, self._published = self._record.load(
+                epoch, first_line, self._config(), families(self.settings)
+            )
         try:
             added = self._store.add(self.log.read_new(self._cursor))
         except LogRewrittenError:
             log.info("the interaction log was truncated (a /cleanup): reading it from the start")
             self._reset(epoch)
             added = self._store.add(self.log.read_new(self._cursor))
-        if added:
-            self._save_snapshot(first_line)
-
-    def _load_snapshot(self, first_line: bytes) -> None:
-        """Start from the parsed copy of the log an earlier trainer left, if it is this log's.
-
-        A snapshot of another log (its first line differs) is deleted; one this log no
-        longer continues (truncated past its offset) is caught by ``read_new`` as a rewrite.
-        """
-        path = self.log.snapshot_path
-        if not self.settings.log_snapshot or not path.exists():
-            return
-        started = time.perf_counter()
-        try:
-            store, extra = InteractionStore.load(path)
-            cursor = LogCursor(int(extra["offset"]), extra["last_line"].tobytes())
-            same_log = extra["first_line"].tobytes() == first_line and first_line != b""
-        except Exception as error:  # a cache: anything wrong with it means reading the log
-            log.warning("ignoring the log snapshot %s: %r", path, error)
-            same_log = False
-        if not same_log:
-            path.unlink(missing_ok=True)
-            return
-        self._store, self._cursor = store, cursor
-        log.info(
-            "log snapshot: %d events up to byte %d loaded in %.2fs",
-            store.events,
-            cursor.offset,
-            time.perf_counter() - started,
-        )
-
-    def _save_snapshot(self, first_line: bytes) -> None:
-        if not self.settings.log_snapshot:
-            return
-        cursor = self._cursor
-        try:
-            self._store.save(
-                self.log.snapshot_path,
-                offset=np.array(cursor.offset, dtype=np.int64),
-                last_line=np.frombuffer(cursor.last_line, dtype=np.uint8),
-                first_line=np.frombuffer(first_line, dtype=np.uint8),
-            )
-        except OSError as error:
-            log.warning("could not write the log snapshot: %r", error)
+        if added and self.settings.log_snapshot:
+            self._snapshot.save(self._store, self._cursor, first_line)
 
     def _config(self) -> dict[str, Any]:
         """What a selection depends on besides the data: a change of it means selecting."""
@@ -219,75 +147,15 @@ class Trainer:
         )
         return config
 
-    def _restore(self, epoch: str, first_line: bytes) -> None:
-        """Take over the selection and neighbours an earlier trainer recorded, if they hold."""
-        raw = self.state.redis.get(self.state.keys.model_selection)
-        if raw is None:
-            return
-        try:
-            record = json.loads(raw)
-            if (
-                record["epoch"] != epoch
-                or record["log"] != _fingerprint(first_line)
-                or record["config"] != self._config()
-            ):
-                log.info("the recorded model selection is of other data or settings: not used")
-                return
-            selection, neighbours = record["selection"], record["neighbours"]
-            if selection is not None and selection["family"] in families(self.settings):
-                self._selection = _Selection(
-                    str(selection["family"]),
-                    {k: float(v) for k, v in selection["metrics"].items()},
-                    int(selection["interactions"]),
-                    int(selection["cycles"]),
-                )
-            if neighbours is not None:
-                self._published = _PublishedNeighbours(
-                    str(neighbours["family"]), int(neighbours["likes"]), str(neighbours["version"])
-                )
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            log.warning("ignoring an unreadable model selection record: %r", error)
-            self._selection, self._published = None, None
-            return
-        log.info("restored the recorded model selection: %s", record["selection"])
-
     def _remember(self, model: ServingModel, epoch: str, first_line: bytes) -> None:
         """Record the selection and the published neighbours for the next fresh trainer."""
         known = self._neighbours
-        record = {
-            "epoch": epoch,
-            "log": _fingerprint(first_line),
-            "config": self._config(),
-            "selection": asdict(self._selection) if self._selection is not None else None,
-            "neighbours": (
-                {"family": known.family, "likes": known.likes, "version": model.version}
-                if known is not None and known.family == model.family
-                else None
-            ),
-        }
-        keys = [self.state.keys.epoch, self.state.keys.model_selection]
-        try:
-            self._record(keys=keys, args=[epoch, json.dumps(record)])
-        except RedisError:  # the model is out; the next fresh trainer just selects again
-            log.warning("could not record the model selection", exc_info=True)
-
-    def _published_neighbours(self, data: Interactions) -> _KnownNeighbours | None:
-        """The neighbours in the blob an earlier trainer published, if they fit ``data``."""
-        published, self._published = self._published, None
-        if published is None:
-            return None
-        blob = self.state.redis.get(self.state.keys.model_blob(published.version))
-        if not isinstance(blob, bytes):
-            return None  # pruned or wiped
-        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
-            item_ids = json.loads(arrays["meta"].tobytes())["item_ids"]
-            idx, weight = arrays["neighbor_idx"], arrays["neighbor_weight"]
-        # Same log, same order of first appearance: the old items are a prefix of these.
-        n = len(item_ids)
-        if idx.shape[0] != n or weight.shape != idx.shape or data.item_ids[:n] != item_ids:
-            log.warning("the published model's items do not match the log: neighbours not reused")
-            return None
-        return _KnownNeighbours(published.family, (idx, weight), published.likes)
+        neighbours = (
+            PublishedNeighbours(known.family, known.likes, model.version)
+            if known is not None and known.family == model.family
+            else None
+        )
+        self._record.save(epoch, first_line, self._config(), self._selection, neighbours)
 
     def _needs_selection(self, interactions: int) -> bool:
         selected = self._selection
@@ -320,7 +188,10 @@ class Trainer:
             and published.family == family
             and self._fresh(published.likes, likes)
         ):
-            self._neighbours = self._published_neighbours(data)
+            self._published = None
+            reused = self._record.neighbours(published, data.item_ids)
+            if reused is not None:
+                self._neighbours = _KnownNeighbours(published.family, reused, published.likes)
         known = self._neighbours
         n_items = len(data.item_ids)
         if known is None or known.family != family or family not in REUSABLE_NEIGHBOURS:
@@ -358,7 +229,7 @@ class Trainer:
             # popularity, the next cycle selects again.
             validated = bool(report.get("scores")) and model.family == report.get("chosen")
             metrics = {k: v for k, v in model.metrics.items() if k != "fit_seconds"}
-            self._selection = _Selection(model.family, metrics, len(data)) if validated else None
+            self._selection = Selection(model.family, metrics, len(data)) if validated else None
         if reused is None:
             likes = int((data.values > 0).sum())
             neighbours = (model.neighbor_idx, model.neighbor_weight)
