@@ -389,19 +389,21 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _ratio_verdict(ratio: float, target: float) -> str:
+    if ratio >= target:
+        return f"The ratio target is met in this run ({ratio:.1%} of hello's rate)."
+    return (
+        f"The ratio target is missed by {target - ratio:.1%} of hello's rate "
+        f"({ratio:.1%} against {target:.0%})."
+    )
+
+
 def serving_limits(r: dict[str, Any]) -> list[str]:
     s = r["serving"]
     ratio, p99 = s["ratio"]["median"], s["recs"]["p99_ms"]
     one = s.get("one_connection", {})
     fresh = one.get("fresh", {}).get("p50_ms")
-    lines = ["### What limits /recs", ""]
-    if s["met"]["ratio"]:
-        lines.append(f"The ratio target is met in this run ({ratio:.1%} of hello's rate).")
-    else:
-        lines.append(
-            f"The ratio target is missed by {s['targets']['ratio'] - ratio:.1%} of hello's "
-            f"rate ({ratio:.1%} against 50%)."
-        )
+    lines = ["### What limits /recs", "", _ratio_verdict(ratio, s["targets"]["ratio"])]
     if s["met"]["p99"]:
         lines.append(f"p99 {p99:.0f} ms at 50 connections meets the 20 ms target.")
     else:
@@ -481,14 +483,11 @@ def ingestion_limits(r: dict[str, Any]) -> list[str]:
         f"{name} {value:.3f} ms" for name, value in sorted(cpu.items(), key=lambda kv: -kv[1])
     )
     busy = i.get("busy_cores")
-    lines = ["### What limits /interact", ""]
-    if i["met"]["ratio"]:
-        lines.append(f"The ratio target is met in this run ({i['ratio']['median']:.1%}).")
-    else:
-        lines.append(
-            f"Missed by {i['targets']['ratio'] - i['ratio']['median']:.1%} of hello's rate "
-            f"({i['ratio']['median']:.1%} against 50%)."
-        )
+    lines = [
+        "### What limits /interact",
+        "",
+        _ratio_verdict(i["ratio"]["median"], i["targets"]["ratio"]),
+    ]
     if busy:
         lines.append(
             f"During the `/interact` rounds the machine had {busy['interact']['machine']:.2f} "

@@ -72,33 +72,20 @@ def run(setup: ServingSetup, *, rounds: int, seconds: float, connections: int) -
         paths_after = answer_paths(setup.instance.api)
         paths = {name: paths_after[name] - paths_before[name] for name in paths_after}
         log(f"  /recs answers in the rounds: {paths}")
+
         # Service time without queueing: one connection, the same two endpoints.
+        def one_connection(url: str, env: dict[str, str]) -> dict[str, Any]:
+            return wrk(
+                url, "recs.lua", seconds=seconds / 2, connections=1, threads=1, env=env
+            ).public()
+
         single = {
-            "recs": wrk(
-                setup.instance.api,
-                "recs.lua",
-                seconds=seconds / 2,
-                connections=1,
-                threads=1,
-                env=env_recs,
-            ).public(),
-            "hello": wrk(
-                hello.url,
-                "recs.lua",
-                seconds=seconds / 2,
-                connections=1,
-                threads=1,
-                env=env_hello,
-            ).public(),
+            "recs": one_connection(setup.instance.api, env_recs),
+            "hello": one_connection(hello.url, env_hello),
             # ?explain=true always ranks afresh: the cost of a page that is not prefetched.
-            "fresh": wrk(
-                setup.instance.api,
-                "recs.lua",
-                seconds=seconds / 2,
-                connections=1,
-                threads=1,
-                env={**env_recs, "BENCH_SUFFIX": "?explain=true"},
-            ).public(),
+            "fresh": one_connection(
+                setup.instance.api, {**env_recs, "BENCH_SUFFIX": "?explain=true"}
+            ),
         }
         log(
             f"  one connection: /recs p50 {single['recs']['p50_ms']:.2f} ms, p99 "
