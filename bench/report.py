@@ -249,6 +249,11 @@ def cpu_table(ingestion: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _profile_block(results: dict[str, Any], name: str, title: str) -> list[str]:
+    text = results.get("profile", {}).get(name)
+    return [title, "", "```", text, "```", ""] if text else []
+
+
 def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     out: list[str] = [
@@ -308,15 +313,9 @@ def render(results: dict[str, Any]) -> str:
                 "latency is waiting for the one event loop.",
                 "",
             ]
-    if "profile" in results and "recs" in results["profile"]:
-        out += [
-            "### Where /recs spends its time (py-spy, event-loop thread)",
-            "",
-            "```",
-            results["profile"]["recs"],
-            "```",
-            "",
-        ]
+    out += _profile_block(
+        results, "recs", "### Where /recs spends its time (py-spy, event-loop thread)"
+    )
     if "serving" in results:
         out += serving_limits(results)
     if "ingestion" in results:
@@ -345,15 +344,11 @@ def render(results: dict[str, Any]) -> str:
             *cpu_table(i),
             "",
         ]
-    if "profile" in results and "interact" in results["profile"]:
-        out += [
-            "### Where /interact spends its time (py-spy, collector event-loop thread)",
-            "",
-            "```",
-            results["profile"]["interact"],
-            "```",
-            "",
-        ]
+    out += _profile_block(
+        results,
+        "interact",
+        "### Where /interact spends its time (py-spy, collector event-loop thread)",
+    )
     if "ingestion" in results:
         out += ingestion_limits(results)
     if "training" in results:

@@ -14,7 +14,7 @@ from services.api.routes import admin, catalogue, demo, health, recs
 from services.api.serving_state import ServingStateCache
 from services.api.store import ServingStore
 from services.common.broker import open_publisher
-from services.common.http import TELEMETRY_OFF, install_common
+from services.common.http import install_common, telemetry
 from services.common.keys import Keys
 from services.common.settings import Settings, get_settings
 
@@ -50,21 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="recsys api",
         version="0.1.0",
         lifespan=lifespan,
-        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
+        telemetry=telemetry(settings),
     )
     app.state.settings = settings
     # Added first, so it runs inside the common middleware (metrics, limits, CORS).
     app.add_middleware(PrefetchedRecs, default_k=settings.default_k, max_k=settings.max_k)
-    install_common(
-        app,
-        service="api",
-        cors_origins=settings.cors_origin_list,
-        limits=(
-            settings.max_concurrent_requests,
-            settings.max_waiting_requests,
-            settings.max_wait_seconds,
-        ),
-    )
+    install_common(app, service="api", settings=settings)
     for module in (recs, catalogue, admin, health, demo):
         app.include_router(module.router)
     return app

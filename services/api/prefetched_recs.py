@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.recommender import Recommender
-from services.common.events import MAX_ID_LENGTH
+from services.common.events import MAX_ID_LENGTH, has_control_characters
 
 PATH_PREFIX = "/recs/"
 # What MetricsMiddleware labels the request with (the route's own template).
@@ -28,7 +28,7 @@ ROUTE = SimpleNamespace(path_format="/recs/{user_id}")
 def parse_request(path: str, query: bytes, default_k: int, max_k: int) -> tuple[str, int] | None:
     """(user id, k) for a plain request the route would accept; None for anything else."""
     user_id = path[len(PATH_PREFIX) :]
-    if not 1 <= len(user_id) <= MAX_ID_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in user_id):
+    if not 1 <= len(user_id) <= MAX_ID_LENGTH or has_control_characters(user_id):
         return None
     if not query:
         return user_id, default_k

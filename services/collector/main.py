@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.collector.fast_path import PATH, InteractFastPath
 from services.collector.routes import health, interact
 from services.common.broker import open_publisher
-from services.common.http import TELEMETRY_OFF, install_common
+from services.common.http import install_common, telemetry
 from services.common.settings import Settings, get_settings
 
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="recsys collector",
         version="0.1.0",
         lifespan=lifespan,
-        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
+        telemetry=telemetry(settings),
     )
     app.state.settings = settings
     app.include_router(interact.router)
@@ -39,14 +39,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added first, so innermost: the shared middleware below wraps the fast path as well.
     [route] = [r for r in interact.router.routes if getattr(r, "path", None) == PATH]
     app.add_middleware(InteractFastPath, route=route)
-    install_common(
-        app,
-        service="collector",
-        cors_origins=settings.cors_origin_list,
-        limits=(
-            settings.max_concurrent_requests,
-            settings.max_waiting_requests,
-            settings.max_wait_seconds,
-        ),
-    )
+    install_common(app, service="collector", settings=settings)
     return app

@@ -18,6 +18,11 @@ ItemId = Annotated[
 Action = Literal["like", "dislike"]
 
 
+def has_control_characters(text: str) -> bool:
+    """What ItemId's pattern refuses, for ids that come in a URL path instead of a body."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 class InteractEvent(BaseModel):
     """One user's feedback on one or more items (``actions`` parallel to ``item_ids``)."""
 

@@ -17,11 +17,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, OVERLOAD_REJECTIONS
+from services.common.settings import Settings
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
-# FastAPI(telemetry=...) when Settings.opentelemetry is off (see there why).
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+def telemetry(settings: Settings) -> TelemetryConfig | None:
+    """FastAPI(telemetry=...): its defaults only when Settings.opentelemetry (see there why)."""
+    return None if settings.opentelemetry else TELEMETRY_OFF
 
 
 class MetricsMiddleware:
@@ -211,29 +216,22 @@ def error_body(message: str, details: Any = None) -> dict[str, Any]:
     return body
 
 
-def install_common(
-    app: FastAPI,
-    *,
-    service: str,
-    cors_origins: list[str],
-    limits: tuple[int, int, float] | None = None,
-) -> None:
-    """Add CORS, metrics, body limits, JSON errors and GET /metrics to an app.
-
-    ``limits`` is (max concurrent, max waiting, max wait seconds) for ConcurrencyLimit.
-    """
+def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
+    """Add CORS, metrics, body and concurrency limits, JSON errors and GET /metrics."""
     app.add_middleware(
         CORS,
-        allow_origins=cors_origins,
+        allow_origins=settings.cors_origin_list,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],
     )
     app.add_middleware(BodySizeLimit)
-    if limits is not None:
-        # Outside the body limit and CORS, inside metrics: refusals are still counted.
-        app.add_middleware(
-            ConcurrencyLimit, max_concurrent=limits[0], max_waiting=limits[1], max_wait=limits[2]
-        )
+    # Outside the body limit and CORS, inside metrics: refusals are still counted.
+    app.add_middleware(
+        ConcurrencyLimit,
+        max_concurrent=settings.max_concurrent_requests,
+        max_waiting=settings.max_waiting_requests,
+        max_wait=settings.max_wait_seconds,
+    )
     app.add_middleware(MetricsMiddleware, service=service)
 
     @app.exception_handler(RequestValidationError)

@@ -12,9 +12,7 @@ from types import FrameType
 from prometheus_client import start_http_server
 from redis import Redis
 from redis.exceptions import RedisError
-from threadpoolctl import threadpool_limits
 
-from services.api.prefetcher import run_prefetch
 from services.common.keys import Keys
 from services.common.settings import Settings
 from services.trainer.feedback_state import FeedbackState
@@ -99,6 +97,12 @@ def prefetch_after_publish(settings: Settings) -> None:
     """Rank the most recently active users' next pages with the model just published."""
     if settings.prefetch_users == 0:
         return
+    # Imported here: ingest-only processes (and the trainer's start-up, which cuts a torn
+    # log tail) do without the api's modules.
+    from threadpoolctl import threadpool_limits
+
+    from services.api.prefetcher import run_prefetch
+
     # One BLAS thread: per-user products are small, and threads made them 3x slower.
     with threadpool_limits(limits=1, user_api="blas"):
         try:

@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from services.api.deps import RecommenderDep, SettingsDep
 from services.api.schemas import ExplainedRecsResponse, RecsResponse
-from services.common.events import MAX_ID_LENGTH
+from services.common.events import MAX_ID_LENGTH, has_control_characters
 
 router = APIRouter(tags=["recommendations"])
 
@@ -27,7 +27,7 @@ async def recs(
     """k distinct unseen, unrated items (10 by default); ``explain`` adds their sources."""
     if k is not None and k > settings.max_k:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"k must be <= {settings.max_k}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in user_id):
+    if has_control_characters(user_id):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "user_id has control characters")
     try:
         if explain:
