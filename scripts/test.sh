@@ -12,12 +12,18 @@ fi
 export PATH="$PWD/.cache/k8s-tools/bin:$PATH"
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
-# Outside CI, a machine with only Python 3.12 has no Redis/RabbitMQ: test the embedded
-# backend only and say so loudly. CI (CI=true) always tests both and fails if one is down.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if [ "${CI:-}" != "true" ] && [ -z "${RECSYS_TEST_BACKENDS:-}${TEST_REDIS_URL:-}${TEST_AMQP_URL:-}" ] &&
-   ! { port_open 6379 && port_open 5672; }; then
-  echo "!! no Redis/RabbitMQ on 127.0.0.1:6379/5672: running the embedded backend only" >&2
-  export RECSYS_TEST_BACKENDS=embedded
+# Redis and RabbitMQ for the `[real]` tests, Chromium for the demo page's browser test:
+# installed from Debian's packages and started when missing. Under CI both must work; on a
+# laptop without apt or root, the suite falls back to the embedded backend and says so loudly.
+if ! ./scripts/start-servers.sh; then
+  [ "${CI:-}" = "true" ] && { echo "Redis/RabbitMQ could not be started in CI" >&2; exit 1; }
+  if [ -z "${RECSYS_TEST_BACKENDS:-}${TEST_REDIS_URL:-}${TEST_AMQP_URL:-}" ]; then
+    echo "!! no Redis/RabbitMQ on 127.0.0.1:6379/5672: running the embedded backend only" >&2
+    export RECSYS_TEST_BACKENDS=embedded
+  fi
+fi
+if ! ./scripts/install-browser.sh; then
+  [ "${CI:-}" = "true" ] && { echo "Chromium could not be installed in CI" >&2; exit 1; }
+  echo "!! Chromium missing: the browser test will be skipped" >&2
 fi
 echo "== pytest"; .venv/bin/python -m pytest "$@"
