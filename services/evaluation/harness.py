@@ -25,6 +25,7 @@ from rich.table import Table
 from services.evaluation.datasets import Feedback, Ratings
 from services.evaluation.movielens import DEFAULT_CACHE, load_ml100k
 from services.evaluation.offline import evaluate_model
+from services.evaluation.online import online_section, with_online_section
 from services.evaluation.splits import stratified_split, temporal_split
 from services.evaluation.synthetic import SyntheticConfig, generate
 from services.trainer.dataset import Interactions
@@ -238,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table(group, f"{ratings.name}, {protocol}, feedback={args.feedback}"))
     if args.write_doc is not None:
         args.write_doc.parent.mkdir(parents=True, exist_ok=True)
-        args.write_doc.write_text(markdown(rows, argv, params, args.feedback))
+        text = markdown(rows, argv, params, args.feedback)
+        # The online section comes from bench/online.py, not from this run: keep it.
+        old = args.write_doc.read_text() if args.write_doc.exists() else ""
+        section = online_section(old)
+        args.write_doc.write_text(with_online_section(text, section) if section else text)
         console.log(f"wrote {args.write_doc}")
     return 0
 

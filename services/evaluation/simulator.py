@@ -7,6 +7,9 @@
 4. Online precision, hit rate, NDCG, coverage, diversity, latency percentiles and errors are
    printed at the end.
 
+``--protocol cold`` runs the cold-start benchmark instead: users with no history at all,
+against the deployment and a built-in baseline (services/evaluation/online.py).
+
 The run is bounded in users, rounds and seconds, and talks to loopback addresses only.
 """
 
@@ -114,6 +117,30 @@ def list_ndcg(items: Sequence[str], relevant: set[str], k: int) -> float:
     return dcg / ideal
 
 
+async def call(
+    client: httpx.AsyncClient,
+    stats: Stats,
+    method: str,
+    url: str,
+    sink: list[float],
+    **kw: Any,
+) -> httpx.Response | None:
+    """One request; its latency goes to ``sink``, a failure to ``stats.errors`` (then None)."""
+    started = time.perf_counter()
+    # Per-user paths would make one error bucket per user.
+    path = "/recs" if url.startswith("/recs/") else url.split("?")[0]
+    try:
+        response = await client.request(method, url, **kw)
+    except httpx.HTTPError as exc:
+        stats.errors[f"{method} {path}: {type(exc).__name__}"] += 1
+        return None
+    sink.append(time.perf_counter() - started)
+    if response.status_code != 200:
+        stats.errors[f"{method} {path}: HTTP {response.status_code}"] += 1
+        return None
+    return response
+
+
 class Simulator:
     """Drives one replay; all HTTP goes through two httpx clients."""
 
@@ -145,18 +172,7 @@ class Simulator:
     async def _call(
         self, client: httpx.AsyncClient, method: str, url: str, sink: list[float], **kw: Any
     ) -> httpx.Response | None:
-        started = time.perf_counter()
-        path = "/recs" if url.startswith("/recs/") else url.split("?")[0]
-        try:
-            response = await client.request(method, url, **kw)
-        except httpx.HTTPError as exc:
-            self.stats.errors[f"{method} {path}: {type(exc).__name__}"] += 1
-            return None
-        sink.append(time.perf_counter() - started)
-        if response.status_code != 200:
-            self.stats.errors[f"{method} {path}: HTTP {response.status_code}"] += 1
-            return None
-        return response
+        return await call(client, self.stats, method, url, sink, **kw)
 
     async def add_items(self, ratings: Ratings, batch: int) -> None:
         """Load the whole catalogue, with genres, in batches."""
@@ -354,38 +370,75 @@ def report(console: Console, figures: dict[str, float], errors: Counter[str]) ->
         console.print(f"[red]{count} x {what}[/red]")
 
 
+# The history protocol's defaults; the shared options default to None so that
+# ``--protocol cold`` can fill in its own (services.evaluation.online.Protocol).
+HISTORY_DEFAULTS: dict[str, Any] = {
+    "dataset": "synthetic",
+    "users": 100,
+    "concurrency": 16,
+    "rounds": 5,
+    "batch": 500,
+    "max_seconds": 300.0,
+}
+
+
 def parser() -> argparse.ArgumentParser:
-    """Command-line options."""
+    """Command-line options of both protocols."""
+    from services.evaluation import online
+
     p = argparse.ArgumentParser(prog="recsys simulate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--dataset", choices=("ml-100k", "synthetic"), default="synthetic")
+    p.add_argument(
+        "--protocol",
+        choices=("history", "cold"),
+        default="history",
+        help="history: replay users' histories, then ask (this module); cold: fresh users "
+        "with no history against recsys and a baseline (services/evaluation/online.py)",
+    )
+    p.add_argument(
+        "--dataset", choices=("ml-100k", "synthetic"), default=None, help="history: synthetic"
+    )
     p.add_argument("--api", default="http://127.0.0.1:5001")
     p.add_argument("--collector", default="http://127.0.0.1:5000")
     p.add_argument("--admin-token", default=None, help="sent as X-Admin-Token")
-    p.add_argument("--users", type=int, default=100)
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--rounds", type=int, default=5, help="/recs calls per user")
+    p.add_argument("--users", type=int, default=None, help="history: 100, cold: 3000")
+    p.add_argument("--concurrency", type=int, default=None, help="history: 16, cold: 50")
+    p.add_argument(
+        "--rounds", type=int, default=None, help="/recs calls per user (cold: per session)"
+    )
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--batch", type=int, default=500, help="items per /add_items call")
+    p.add_argument("--batch", type=int, default=None, help="items per /add_items call")
     p.add_argument("--history-fraction", type=float, default=0.5)
     p.add_argument("--short-pause", type=float, default=0.05, help="seconds")
     p.add_argument("--long-pause", type=float, default=1.0, help="seconds")
     p.add_argument("--long-pause-share", type=float, default=0.2)
     p.add_argument("--warmup", type=float, default=0.0, help="seconds to wait after history")
-    p.add_argument("--max-seconds", type=float, default=300.0)
+    p.add_argument(
+        "--max-seconds", type=float, default=None, help="history: 300 s, cold: 3600 s per run"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--synthetic-users", type=int, default=SyntheticConfig.users)
     p.add_argument("--synthetic-items", type=int, default=SyntheticConfig.items)
+    online.add_options(p, shared=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``recsys simulate``; exit code 1 when any request failed."""
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # httpx logs every request at INFO: thousands of lines that bury the results.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.protocol == "cold":
+        from services.evaluation import online
+
+        return online.main(args)
+    for name, default in HISTORY_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     for url in (args.api, args.collector):
         check_loopback(url)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     console = Console()
     if args.dataset == "ml-100k":
         ratings = load_ml100k(args.cache)
