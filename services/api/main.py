@@ -8,14 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from services.api.live_counts import ItemStatsCache
 from services.api.prefetched_recs import PrefetchedRecs
-from services.api.recommender import Recommender
+from services.api.recommender import build_recommender, serving_store
 from services.api.routes import admin, catalogue, demo, health, recs
 from services.api.serving_state import ServingStateCache
-from services.api.store import ServingStore
 from services.common.broker import open_publisher
 from services.common.http import install_common, telemetry
-from services.common.keys import Keys
 from services.common.settings import Settings, get_settings
 
 
@@ -30,15 +29,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             socket_connect_timeout=settings.redis_timeout,
             health_check_interval=30,
         )
-        store = ServingStore(redis, Keys(settings.key_prefix))
+        store = serving_store(redis, settings)
         cache = ServingStateCache(store)
+        counts = ItemStatsCache(store, settings.live_counts_max_age)
         publisher = open_publisher(settings, max_inflight=64)
         await publisher.connect()
         app.state.store = store
         app.state.cache = cache
+        app.state.counts = counts
         app.state.publisher = publisher
-        app.state.recommender = Recommender(
-            store, cache, settings.exploration_rate, settings.prefetch_pages
+        app.state.recommender = build_recommender(
+            store, cache, counts, settings, settings.prefetch_pages
         )
         try:
             yield

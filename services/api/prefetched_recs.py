@@ -11,6 +11,7 @@ answers errors, so both paths share one contract.
 from __future__ import annotations
 
 import json
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.recommender import Recommender
 from services.common.events import MAX_ID_LENGTH, has_control_characters
+
+log = logging.getLogger(__name__)
 
 PATH_PREFIX = "/recs/"
 # What MetricsMiddleware labels the request with (the route's own template).
@@ -62,6 +65,12 @@ class PrefetchedRecs:
             result = await recommender.recommend(user_id, k)
         except RedisError:
             # Nothing was recorded: the route tries again and answers 503 with the reason.
+            await self.app(scope, receive, send)
+            return
+        except Exception:
+            # Never a dropped connection: the route ranks again and, if it fails the same
+            # way, the error handlers answer with a JSON body.
+            log.exception("lean /recs path failed for %r; handing over to the route", user_id)
             await self.app(scope, receive, send)
             return
         scope["route"] = ROUTE

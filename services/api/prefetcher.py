@@ -13,10 +13,9 @@ import time
 
 from redis.asyncio import Redis
 
-from services.api.recommender import Recommender
+from services.api.live_counts import ItemStatsCache
+from services.api.recommender import build_recommender, serving_store
 from services.api.serving_state import ServingStateCache
-from services.api.store import ServingStore
-from services.common.keys import Keys
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,11 +30,12 @@ async def prefetch_recent(settings: Settings, users: int, budget_seconds: float)
         socket_connect_timeout=settings.redis_timeout,
     )
     try:
-        store = ServingStore(redis, Keys(settings.key_prefix))
-        recommender = Recommender(
+        store = serving_store(redis, settings)
+        recommender = build_recommender(
             store,
             ServingStateCache(store),
-            settings.exploration_rate,
+            ItemStatsCache(store, settings.live_counts_max_age),
+            settings,
             settings.prefetch_pages_ahead,
         )
         user_ids = await store.recent_users(users)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from services.core.bandit import least_shown
+
 # How strongly an already-covered genre pushes an item down the list.
 GENRE_PENALTY = 0.6
-# Noise on popularity so cold users do not all see the same list.
-ROTATION_TEMPERATURE = 0.7
 # Candidates considered for diversity re-ranking, as a multiple of k.
 POOL_FACTOR = 4
 
@@ -32,11 +32,6 @@ def exploration_slots(k: int, rate: float) -> int:
     if k < 2 or rate <= 0:
         return 0
     return min(k - 1, max(1, round(k * rate)))
-
-
-def _spread_positions(k: int, n: int) -> list[int]:
-    """Indices where n exploration items go in a list of k, spread out, never first."""
-    return [min(k - 1, ((i + 1) * k) // (n + 1)) for i in range(n)]
 
 
 def _diverse_order(
@@ -102,27 +97,38 @@ def _top(key: NDArray[np.float32], mask: NDArray[np.bool_], n: int) -> NDArray[n
     return candidates[np.argsort(-values, kind="stable")]
 
 
+def _unit(values: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Scaled so the largest magnitude is 1 (all zeros stay zeros)."""
+    top = float(np.abs(values).max()) if values.size else 0.0
+    return values / top if top > 0 else values
+
+
 def recommend(
     *,
     k: int,
-    popularity: NDArray[np.float32],
-    scores: NDArray[np.float32] | None,
+    base: NDArray[np.float32],
+    personal: NDArray[np.float32] | None,
     rated: NDArray[np.bool_],
     shown: NDArray[np.bool_],
     genres: Sequence[Sequence[str]] | None,
     exploration_rate: float,
     seed: int,
+    impressions: NDArray[np.float32] | None = None,
+    personal_weight: float = 1.0,
     page: int | None = None,
 ) -> Ranked:
     """Pick k distinct items: never rated ones, unseen ones first, some exploration.
 
-    ``scores`` are personal scores per catalogue item (NaN for items the model does not
-    know) or None for a cold user, who gets popular items rotated by ``seed``. ``page``
-    (default k) is the length of the lists the k items will be shown in, page after page:
-    each page is diversified on its own and gets its share of exploration slots.
+    ``base`` ranks items for everyone (the bandit's draws: what the population reacts to).
+    ``personal`` holds the user's own scores per item (NaN or 0 where there is no signal),
+    or None for a user with no signal at all; scaled to at most 1 in magnitude, it is added
+    to ``base`` with ``personal_weight``. Exploration slots take the least shown items by
+    ``impressions`` (at random when None). ``page`` (default k) is the length of the lists
+    the k items will be shown in, page after page: each page is diversified on its own and
+    gets its share of exploration slots, at its end.
     """
     rng = np.random.default_rng(seed)
-    n_items = popularity.shape[0]
+    n_items = base.shape[0]
     unseen = ~rated & ~shown
     n_unseen = int(unseen.sum())
     exhausted = n_unseen < k
@@ -131,24 +137,20 @@ def recommend(
     if k <= 0:
         return Ranked([], [], exhausted)
 
-    pop = np.log1p(np.maximum(popularity, 0.0, dtype=np.float32))
-    if scores is None:
-        personal_known = np.zeros(n_items, dtype=bool)
-        key = pop
-    else:
-        personal = scores.astype(np.float32, copy=False)
-        known = np.isfinite(personal)
-        personal_known = known
-        # Items the model has not seen rank after every known item, by popularity.
-        floor = personal[known].min() - 1.0 if known.any() else 0.0
-        span = pop.max() + 1.0
-        key = np.where(known, personal, floor - span + pop)
+    key = base.astype(np.float32, copy=False)
+    personal_known = np.zeros(n_items, dtype=bool)
+    if personal is not None:
+        signal = np.nan_to_num(personal.astype(np.float32), nan=0.0)
+        personal_known = signal > 0
+        key = key + personal_weight * _unit(signal)
 
-    n_explore = exploration_slots(k, exploration_rate) if n_unseen > k else 0
-    n_main = k - n_explore
     page = min(page or k, k)
+    page_explore = exploration_slots(page, exploration_rate) if n_unseen > k else 0
     # Personal or popular picks per page: what is left once its exploration slots are set.
-    page_main = max(1, page - exploration_slots(page, exploration_rate))
+    page_main = max(1, page - page_explore)
+    pages = -(-k // page)
+    n_explore = min(page_explore * pages, k - 1) if page_explore else 0
+    n_main = k - n_explore
 
     picked: list[int] = []
     sources: list[str] = []
@@ -157,10 +159,6 @@ def recommend(
         if need <= 0:
             break
         ordered = _top(key, pool, POOL_FACTOR * need)
-        if scores is None:
-            # Rotate within the popular pool only, so cold lists vary but stay popular.
-            noise = rng.gumbel(size=ordered.size) * ROTATION_TEMPERATURE
-            ordered = ordered[np.argsort(-(key[ordered] + noise), kind="stable")]
         chosen = _diverse_order(ordered, need, genres, page_main if n_explore else page)
         picked.extend(chosen)
         sources.extend(SOURCE_MODEL if personal_known[i] else SOURCE_POPULAR for i in chosen)
@@ -168,8 +166,20 @@ def recommend(
     if n_explore:
         left = unseen.copy()
         left[picked] = False
-        explore = rng.choice(np.flatnonzero(left), size=n_explore, replace=False)
-        for pos, item in zip(_spread_positions(k, n_explore), explore, strict=True):
-            picked.insert(pos, int(item))
-            sources.insert(pos, SOURCE_EXPLORATION)
+        if impressions is None:
+            explore = rng.permutation(np.flatnonzero(left))[:n_explore]
+        else:
+            explore = least_shown(impressions, left, n_explore, rng)
+        # Each page ends with its own exploration slots: they cost the list's lowest ranks.
+        main_items, main_sources = picked, sources
+        picked, sources = [], []
+        m = e = 0
+        while m < len(main_items) or e < len(explore):
+            picked.extend(main_items[m : m + page_main])
+            sources.extend(main_sources[m : m + page_main])
+            m += page_main
+            chunk = [int(i) for i in explore[e : e + page_explore]]
+            picked.extend(chunk)
+            sources.extend([SOURCE_EXPLORATION] * len(chunk))
+            e += page_explore
     return Ranked(picked[:k], sources[:k], exhausted)

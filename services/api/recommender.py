@@ -7,12 +7,13 @@ step (no scoring) until it runs out, a rating of the user empties it, or it cann
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from redis.asyncio import Redis
 
+from services.api.live_counts import ItemStatsCache
 from services.api.ranking import (
     SOURCE_EXPLORATION,
     SOURCE_MODEL,
@@ -22,8 +23,12 @@ from services.api.ranking import (
 )
 from services.api.serving_state import ServingState, ServingStateCache
 from services.api.store import NewUser, ServingStore, UserView
+from services.common.keys import Keys
 from services.common.metrics import PREFETCH, RECOMMENDATIONS
 from services.common.scoring import score_items
+from services.common.settings import Settings
+from services.core.bandit import BanditPolicy, ItemStats, thompson_keys
+from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
 
 # One-letter source codes stored in front of each prefetched item id.
 SOURCE_CODES = {source: source[0] for source in (SOURCE_MODEL, SOURCE_POPULAR, SOURCE_EXPLORATION)}
@@ -48,18 +53,17 @@ def _count(sources: list[str]) -> None:
         _RECOMMENDED[source].inc(sources.count(source))
 
 
-def _from_prefetched(entries: list[bytes]) -> tuple[list[str], list[str]]:
-    """Item ids and their sources from prefetched entries; counts the sources."""
+def _decode(entries: list[bytes]) -> tuple[list[str], list[str]]:
+    """Item ids and their sources from stored entries; counts the sources."""
     item_ids = [entry[1:].decode() for entry in entries]
     sources = [SOURCE_NAMES.get(entry[:1], SOURCE_MODEL) for entry in entries]
-    _PREFETCH_HIT.inc()
     _count(sources)
     return item_ids, sources
 
 
-# Distinct lists a user with no history can get: their pages are ranked once per catalogue
-# and model version and reused, so a first visit costs no scoring.
-NEW_USER_VARIANTS = 64
+NO_HISTORY = UserView(
+    liked=[], disliked=[], shown=set(), catalogue_version=0, model_version=None, feedback_seq="0"
+)
 
 
 class Recommender:
@@ -67,55 +71,80 @@ class Recommender:
         self,
         store: ServingStore,
         cache: ServingStateCache,
+        counts: ItemStatsCache,
+        *,
         exploration_rate: float,
         prefetch_pages: int = 1,
+        policy: BanditPolicy | None = None,
+        personal_weight: float = 1.0,
     ):
         self.store = store
         self.cache = cache
+        self.counts = counts
         self.exploration_rate = exploration_rate
         self.prefetch_pages = prefetch_pages
-        self._new_user_pages: dict[tuple[int, str | None, int, int], Ranked] = {}
+        self.policy = policy or BanditPolicy()
+        self.personal_weight = personal_weight
 
     async def recommend(self, user_id: str, k: int) -> Recommendation:
         """k items for the user; from the prefetched list when it can fill k."""
         popped = await self.store.pop_prefetched(user_id, k)
         if isinstance(popped, list):
-            item_ids, sources = _from_prefetched(popped)
+            _PREFETCH_HIT.inc()
+            item_ids, sources = _decode(popped)
             return Recommendation(item_ids, sources, None)
         if isinstance(popped, NewUser):
             state = await self.cache.get(popped.catalogue_version, popped.model_version)
             if user_id not in state.model_user_index:
+                # Nothing to read about this user: rank from the population's evidence.
                 _PREFETCH_NEW_USER.inc()
-                ranked = self._new_user_ranking(state, user_id, k)
+                counts = await self.counts.get(state)
+                ranked = self._rank(state, counts, user_id, NO_HISTORY, [], k)
                 return await self._serve(user_id, k, state, ranked, feedback_seq="0")
         _PREFETCH_MISS.inc()
         return await self.rank(user_id, k)
 
     async def rank(self, user_id: str, k: int) -> Recommendation:
         """Rank afresh from the live history; answer k, keep the next pages prefetched."""
-        view = await self.store.user_view(user_id)
-        state = await self.cache.get(view.catalogue_version, view.model_version)
-        ranked = self._rank(state, user_id, view, k)
+        state, counts, view, neighbours = await self._read(user_id)
+        ranked = self._rank(state, counts, user_id, view, neighbours, k)
         return await self._serve(user_id, k, state, ranked, view.feedback_seq)
 
     async def prefetch(self, user_id: str, k: int) -> int:
         """Rank the user's next pages and store them all, nothing shown; returns how many."""
-        view = await self.store.user_view(user_id)
-        state = await self.cache.get(view.catalogue_version, view.model_version)
-        ranked = self._rank(state, user_id, view, k)
+        state, counts, view, neighbours = await self._read(user_id)
+        ranked = self._rank(state, counts, user_id, view, neighbours, k)
         if ranked.impressions_exhausted:
             return 0
         await self.store.record_impressions(
             user_id,
-            [],
+            self._entries(state, ranked),
+            0,
             reset=False,
-            prefetch=self._entries(state, ranked, 0),
+            catalogue_version=state.catalogue_version,
             with_model=state.model is not None,
             feedback_seq=view.feedback_seq,
         )
         return len(ranked.items)
 
-    def _rank(self, state: ServingState, user_id: str, view: UserView, k: int) -> Ranked:
+    async def _read(
+        self, user_id: str
+    ) -> tuple[ServingState, ItemStats, UserView, list[list[tuple[str, float]]]]:
+        view = await self.store.user_view(user_id)
+        state = await self.cache.get(view.catalogue_version, view.model_version)
+        counts = await self.counts.get(state)
+        neighbours = await self.store.colikes(view.liked[:RECENT_LIKES], NEIGHBOURS_PER_LIKE)
+        return state, counts, view, neighbours
+
+    def _rank(
+        self,
+        state: ServingState,
+        counts: ItemStats,
+        user_id: str,
+        view: UserView,
+        neighbours: list[list[tuple[str, float]]],
+        k: int,
+    ) -> Ranked:
         n = len(state.item_ids)
         rated = np.zeros(n, dtype=bool)
         rated[
@@ -123,41 +152,26 @@ class Recommender:
         ] = True
         shown = np.zeros(n, dtype=bool)
         shown[[i for i in map(state.item_index.get, view.shown) if i is not None]] = True
-        scores = self._personal_scores(state, user_id, view.liked, view.disliked)
-        seed = zlib.crc32(user_id.encode()) ^ len(view.shown)
-        return self._pages(state, k, scores, rated, shown, seed)
+        # A fresh draw per ranking: Thompson sampling's exploration, and every user's own
+        # rotation of the popular items.
+        rng = np.random.default_rng()
+        base = self._live_keys(
+            state, counts, thompson_keys(counts, self.policy, rng), view, neighbours
+        )
+        personal = self._model_signal(state, user_id, view)
 
-    def _new_user_ranking(self, state: ServingState, user_id: str, k: int) -> Ranked:
-        variant = zlib.crc32(user_id.encode()) % NEW_USER_VARIANTS
-        key = (state.catalogue_version, state.model_version, k, variant)
-        ranked = self._new_user_pages.get(key)
-        if ranked is None:
-            if len(self._new_user_pages) >= 16 * NEW_USER_VARIANTS:
-                self._new_user_pages.clear()  # older versions and rare k values
-            nothing = np.zeros(len(state.item_ids), dtype=bool)
-            ranked = self._pages(state, k, None, nothing, nothing, variant)
-            self._new_user_pages[key] = ranked
-        return ranked
-
-    def _pages(
-        self,
-        state: ServingState,
-        k: int,
-        scores: NDArray[np.float32] | None,
-        rated: NDArray[np.bool_],
-        shown: NDArray[np.bool_],
-        seed: int,
-    ) -> Ranked:
         def rank(depth: int) -> Ranked:
             return recommend(
                 k=depth,
-                popularity=state.popularity,
-                scores=scores,
+                base=base,
+                personal=personal,
                 rated=rated,
                 shown=shown,
                 genres=state.genres,
                 exploration_rate=self.exploration_rate,
-                seed=seed,
+                seed=int(rng.integers(1 << 31)),
+                impressions=counts.impressions,
+                personal_weight=self.personal_weight,
                 page=k,
             )
 
@@ -170,31 +184,69 @@ class Recommender:
     async def _serve(
         self, user_id: str, k: int, state: ServingState, ranked: Ranked, feedback_seq: str
     ) -> Recommendation:
-        """Answer the first k, record them as shown and keep the rest as the next pages."""
-        item_ids = [state.item_ids[i] for i in ranked.items[:k]]
-        sources = ranked.sources[:k]
-        await self.store.record_impressions(
+        """Answer the first k still unseen, record them as shown, keep the rest as the next
+        pages (all in one atomic step, so parallel requests never show an item twice)."""
+        answered = await self.store.record_impressions(
             user_id,
-            item_ids,
+            self._entries(state, ranked),
+            k,
             reset=ranked.impressions_exhausted,
-            prefetch=self._entries(state, ranked, k),
+            catalogue_version=state.catalogue_version,
             with_model=state.model is not None,
             feedback_seq=feedback_seq,
         )
-        _count(sources)
+        item_ids, sources = _decode(answered)
         return Recommendation(item_ids, sources, state.model_version)
 
     @staticmethod
-    def _entries(state: ServingState, ranked: Ranked, start: int) -> list[str]:
+    def _entries(state: ServingState, ranked: Ranked) -> list[str]:
         return [
             SOURCE_CODES[source] + state.item_ids[i]
-            for i, source in zip(ranked.items[start:], ranked.sources[start:], strict=True)
+            for i, source in zip(ranked.items, ranked.sources, strict=True)
         ]
 
     @staticmethod
-    def _personal_scores(
+    def _live_keys(
+        state: ServingState,
+        counts: ItemStats,
+        base: NDArray[np.float32],
+        view: UserView,
+        neighbours: list[list[tuple[str, float]]],
+    ) -> NDArray[np.float32]:
+        """The population's keys turned into this user's chances from their live likes."""
+        index = state.item_index
+        rows: list[tuple[int, NDArray[np.int64], NDArray[np.float32]]] = []
+        for item, others in zip(view.liked[:RECENT_LIKES], neighbours, strict=True):
+            row = index.get(item)
+            if row is None:
+                continue
+            cols = np.array([index.get(other, -1) for other, _ in others], dtype=np.int64)
+            values = np.array([count for _, count in others], dtype=np.float32)
+            rows.append((row, cols, values))
+        if not rows:
+            return base
+        exposure = np.minimum(counts.impressions / max(counts.users, 1.0), 1.0)
+        return conditional_rates(base, rows, counts.likes, exposure.astype(np.float32))
+
+    @staticmethod
+    def _model_signal(
+        state: ServingState, user_id: str, view: UserView
+    ) -> NDArray[np.float32] | None:
+        """The trained model's view of the user, scaled to [0, 1] (items below its mean: 0)."""
+        scores = Recommender._model_scores(state, user_id, view.liked, view.disliked)
+        if scores is None:
+            return None
+        finite = np.isfinite(scores)
+        if not finite.any():
+            return None
+        known = scores[finite]
+        z = (scores - known.mean()) / (float(known.std()) or 1.0)
+        return _unit(np.clip(np.nan_to_num(z, nan=0.0), 0.0, None).astype(np.float32))
+
+    @staticmethod
+    def _model_scores(
         state: ServingState, user_id: str, liked: list[str], disliked: list[str]
-    ) -> np.ndarray | None:  # type: ignore[type-arg]
+    ) -> NDArray[np.float32] | None:
         model = state.model
         if model is None:
             return None
@@ -205,3 +257,41 @@ class Recommender:
         if scores is None:
             return None
         return state.to_catalogue_scores(scores)
+
+
+def serving_store(redis: Redis, settings: Settings) -> ServingStore:
+    """The store with this deployment's key prefix and expiry settings."""
+    return ServingStore(
+        redis,
+        Keys(settings.key_prefix),
+        prefetch_ttl=settings.prefetch_ttl,
+        impressions_ttl=settings.impressions_ttl,
+    )
+
+
+def build_recommender(
+    store: ServingStore,
+    cache: ServingStateCache,
+    counts: ItemStatsCache,
+    settings: Settings,
+    prefetch_pages: int,
+) -> Recommender:
+    """The Recommender as configured by the settings (the api's and the prefetcher's)."""
+    return Recommender(
+        store,
+        cache,
+        counts,
+        exploration_rate=settings.exploration_rate,
+        prefetch_pages=prefetch_pages,
+        policy=BanditPolicy(
+            watched_weight=settings.bandit_watched_weight,
+            prior_strength=settings.bandit_prior_strength,
+            sampled_arms=0 if settings.bandit_sampler == "mean" else BanditPolicy.sampled_arms,
+        ),
+        personal_weight=settings.personal_weight,
+    )
+
+
+def _unit(values: NDArray[np.float32]) -> NDArray[np.float32]:
+    top = float(np.abs(values).max()) if values.size else 0.0
+    return (values / top).astype(np.float32) if top > 0 else values

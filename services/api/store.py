@@ -12,24 +12,37 @@ from redis.asyncio import Redis
 from services.api.batched_script import BatchedScript
 from services.common.keys import Keys
 from services.common.lua import CLEAR_IF_EQUAL
+from services.core.bandit import ItemStats
 
-# A prefetched list lives a day: an idle user's list is not kept forever.
-PREFETCH_TTL_SECONDS = 24 * 3600
+# The header of a prefetched list: "<1 if ranked with a model, else 0>|<catalogue version>".
+# A list ranked for another catalogue (a /cleanup, new items) is never served.
+_HEADER_CHECK = """
+local function stale(header, model, version)
+  local with_model, ranked_for = string.match(header or '', '^(%d)|(%d+)$')
+  if not with_model or ranked_for ~= version then return true end
+  return with_model == '0' and redis.call('EXISTS', model) == 1
+end
+"""
 
 # Next k entries of the user's prefetched list that are still neither shown nor rated,
-# recorded as shown in the same step. False when the list cannot fill k (the caller ranks
-# afresh) or when it was ranked before any model existed and one does now; for a user with
-# no list, no impressions and no ratings, {0, catalogue version, model version}.
-_POP_PREFETCHED = """
+# recorded as shown (and counted as impressions of their items) in the same step. False
+# when the list cannot fill k (the caller ranks afresh) or is stale (another catalogue, or
+# ranked before any model existed and one does now); for a user with no list, no
+# impressions and no ratings, {0, catalogue version, model version}.
+_POP_PREFETCHED = (
+    _HEADER_CHECK
+    + """
 local queue, shown, rated, model = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local impressions = KEYS[6]
 local k = tonumber(ARGV[1])
+local version = redis.call('GET', KEYS[5]) or '0'
 local length = redis.call('LLEN', queue)
 if length == 0 and redis.call('EXISTS', shown) == 0 and redis.call('EXISTS', rated) == 0 then
-  return {0, redis.call('GET', KEYS[5]) or '0', redis.call('GET', model) or ''}
+  return {0, version, redis.call('GET', model) or ''}
 end
 if length <= k then return false end
 local header = redis.call('LPOP', queue)
-if header == '0' and redis.call('EXISTS', model) == 1 then
+if stale(header, model, version) then
   redis.call('DEL', queue)
   return false
 end
@@ -46,26 +59,50 @@ if #out < k then
   redis.call('DEL', queue)
   return false
 end
-for i = 1, #out do redis.call('SADD', shown, string.sub(out[i], 2)) end
+for i = 1, #out do
+  local item = string.sub(out[i], 2)
+  if redis.call('SADD', shown, item) == 1 then redis.call('HINCRBY', impressions, item, 1) end
+end
+redis.call('EXPIRE', shown, tonumber(ARGV[2]))
 if redis.call('LLEN', queue) > 0 then redis.call('LPUSH', queue, header) end
 return out
 """
+)
 
-# Record what was shown and replace the prefetched list, unless a rating arrived since the
-# history was read (its list would ignore that rating; the next request ranks afresh).
-# ARGV: reset shown (1/0), feedback seq seen, number shown, header, ttl, shown..., entries...
+# Answer from ranked entries atomically: the first k entries neither shown nor rated by now
+# (a parallel request for the same user may have shown some meanwhile) are recorded as
+# shown, counted as impressions and returned; the entries after them become the user's
+# prefetched list, unless a rating arrived since the history was read (the list would
+# ignore it) or the catalogue changed since the ranking (a /cleanup).
+# ARGV: reset shown (1/0), feedback seq seen, k, header, list ttl, catalogue version ranked
+# with, shown ttl, user id, entries...
 _RECORD_SHOWN = """
-local shown, queue, seq = KEYS[1], KEYS[2], KEYS[3]
+local shown, queue, seq, rated, impressions = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[1] == '1' then redis.call('DEL', shown) end
-local n = tonumber(ARGV[3])
-for i = 6, 5 + n do redis.call('SADD', shown, ARGV[i]) end
+local k = tonumber(ARGV[3])
+local out = {}
+local i = 9
+while #out < k and i <= #ARGV do
+  local entry = ARGV[i]
+  local item = string.sub(entry, 2)
+  if redis.call('HEXISTS', rated, item) == 0 and redis.call('SADD', shown, item) == 1 then
+    redis.call('HINCRBY', impressions, item, 1)
+    out[#out + 1] = entry
+  end
+  i = i + 1
+end
+if #out > 0 then
+  redis.call('EXPIRE', shown, tonumber(ARGV[7]))
+  redis.call('PFADD', KEYS[7], ARGV[8])
+end
 redis.call('DEL', queue)
-if #ARGV > 5 + n and (redis.call('GET', seq) or '0') == ARGV[2] then
+if i <= #ARGV and (redis.call('GET', seq) or '0') == ARGV[2]
+   and (redis.call('GET', KEYS[6]) or '0') == ARGV[6] then
   redis.call('RPUSH', queue, ARGV[4])
-  for i = 6 + n, #ARGV do redis.call('RPUSH', queue, ARGV[i]) end
+  for j = i, #ARGV do redis.call('RPUSH', queue, ARGV[j]) end
   redis.call('EXPIRE', queue, tonumber(ARGV[5]))
 end
-return 1
+return out
 """
 
 
@@ -79,7 +116,7 @@ class NewUser:
 
 @dataclass(frozen=True)
 class UserView:
-    """What one /recs request needs, read in a single round trip."""
+    """What one /recs request needs, read in a single round trip (ratings newest first)."""
 
     liked: list[str]
     disliked: list[str]
@@ -90,9 +127,18 @@ class UserView:
 
 
 class ServingStore:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        prefetch_ttl: float = 600.0,
+        impressions_ttl: float = 30 * 24 * 3600.0,
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.prefetch_ttl = max(1, round(prefetch_ttl))
+        self.impressions_ttl = max(1, round(impressions_ttl))
         self._pop_prefetched = BatchedScript(redis, _POP_PREFETCHED)
         self._record_shown = redis.register_script(_RECORD_SHOWN)
         self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
@@ -108,13 +154,14 @@ class ServingStore:
         pipe.get(self.keys.model_current)
         pipe.get(self.keys.feedback_seq(user_id))
         rated, shown, cat_version, model_version, seq = await pipe.execute()
-        liked: list[str] = []
-        disliked: list[str] = []
+        liked: list[tuple[float, str]] = []
+        disliked: list[tuple[float, str]] = []
         for item, value in rated.items():
-            (liked if value.startswith(b"like") else disliked).append(item.decode())
+            action, _, ts = value.partition(b"|")
+            (liked if action == b"like" else disliked).append((float(ts or 0), item.decode()))
         return UserView(
-            liked=liked,
-            disliked=disliked,
+            liked=[item for _, item in sorted(liked, reverse=True)],
+            disliked=[item for _, item in sorted(disliked, reverse=True)],
             shown={s.decode() for s in shown},
             catalogue_version=int(cat_version or 0),
             model_version=model_version.decode() if model_version else None,
@@ -131,8 +178,9 @@ class ServingStore:
                 self.keys.rated(user_id),
                 self.keys.model_current,
                 self.keys.catalogue_version,
+                self.keys.item_impressions,
             ],
-            [k],
+            [k, self.impressions_ttl],
         )
         if not reply:
             return None
@@ -148,31 +196,63 @@ class ServingStore:
     async def record_impressions(
         self,
         user_id: str,
-        items: Sequence[str],
+        entries: Sequence[str],
+        k: int,
         *,
         reset: bool,
-        prefetch: Sequence[str] = (),
+        catalogue_version: int,
         with_model: bool = False,
         feedback_seq: str = "0",
-    ) -> None:
-        """Add ``items`` to the shown set (after emptying it if ``reset``) and store the
-        ``prefetch`` entries as the user's next items."""
-        await self._record_shown(
+    ) -> list[bytes]:
+        """Answer the first k ``entries`` (source letter + item id) still neither shown nor
+        rated, recorded as shown (after emptying the shown set if ``reset``); the entries
+        after them become the user's next items. Returns the answered entries."""
+        reply = await self._record_shown(
             keys=[
                 self.keys.shown(user_id),
                 self.keys.prefetched(user_id),
                 self.keys.feedback_seq(user_id),
+                self.keys.rated(user_id),
+                self.keys.item_impressions,
+                self.keys.catalogue_version,
+                self.keys.users_shown,
             ],
             args=[
                 "1" if reset else "0",
                 feedback_seq,
-                len(items),
-                "1" if with_model else "0",
-                PREFETCH_TTL_SECONDS,
-                *items,
-                *prefetch,
+                k,
+                f"{1 if with_model else 0}|{catalogue_version}",
+                self.prefetch_ttl,
+                catalogue_version,
+                self.impressions_ttl,
+                user_id,
+                *entries,
             ],
         )
+        return list(reply)
+
+    async def item_counts(self, item_index: dict[str, int]) -> ItemStats:
+        """Impressions, likes and dislikes per catalogue item (the bandit's evidence), and
+        how many users were shown anything."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in (self.keys.item_impressions, self.keys.item_likes, self.keys.item_dislikes):
+            pipe.hgetall(key)
+        pipe.pfcount(self.keys.users_shown)
+        *replies, users = await pipe.execute()
+        impressions, likes, dislikes = (
+            {_text(item): float(count) for item, count in reply.items()} for reply in replies
+        )
+        return ItemStats.from_counts(item_index, impressions, likes, dislikes, float(users))
+
+    async def colikes(self, item_ids: Sequence[str], limit: int) -> list[list[tuple[str, float]]]:
+        """Per item, its ``limit`` most co-liked items with their counts."""
+        if not item_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for item in item_ids:
+            pipe.zrevrange(self.keys.colikes(item), 0, limit - 1, withscores=True)
+        replies = await pipe.execute()
+        return [[(_text(other), float(count)) for other, count in reply] for reply in replies]
 
     async def add_items(
         self,
@@ -248,10 +328,16 @@ class ServingStore:
 
     async def wipe(self) -> int:
         """Delete every key of this instance and bump the epoch (stale models are refused)."""
-        # The epoch survives, so it only ever grows; so does the cleanup mark, which the
+        # The epoch and the catalogue version survive, so they only ever grow (no cache
+        # keyed by them can collide across a wipe); so does the cleanup mark, which the
         # ingester lifts once it has cut the log.
         await self.redis.incr(self.keys.epoch)
-        kept = {self.keys.epoch.encode(), self.keys.cleanup_pending.encode()}
+        await self.redis.incr(self.keys.catalogue_version)
+        kept = {
+            self.keys.epoch.encode(),
+            self.keys.cleanup_pending.encode(),
+            self.keys.catalogue_version.encode(),
+        }
         deleted = 0
         batch: list[bytes] = []
         async for key in self.redis.scan_iter(match=self.keys.pattern, count=1000):

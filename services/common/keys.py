@@ -21,12 +21,43 @@ class Keys:
 
     @property
     def catalogue_version(self) -> str:
-        """Counter bumped whenever the catalogue changes, so api replicas reload it."""
+        """Counter bumped whenever the catalogue changes, so api replicas reload it. A
+        /cleanup bumps it too and never deletes it: a version is never reused, so no cache
+        keyed by it (any replica's) can mistake a new catalogue for a wiped one."""
         return f"{self.prefix}catalogue:version"
+
+    @property
+    def item_impressions(self) -> str:
+        """HASH item id -> how many users it was shown to (the bandit's trials)."""
+        return f"{self.prefix}items:impressions"
+
+    @property
+    def item_likes(self) -> str:
+        """HASH item id -> how many users like it now (the bandit's rewards)."""
+        return f"{self.prefix}items:likes"
+
+    @property
+    def item_dislikes(self) -> str:
+        """HASH item id -> how many users dislike it now (watched: a partial reward)."""
+        return f"{self.prefix}items:dislikes"
+
+    @property
+    def users_shown(self) -> str:
+        """HYPERLOGLOG of the users shown anything: what item impressions are a share of."""
+        return f"{self.prefix}users:shown"
+
+    def colikes(self, item_id: str) -> str:
+        """ZSET item id -> how many users liked both it and ``item_id``."""
+        return f"{self.prefix}colikes:{item_id}"
 
     def rated(self, user_id: str) -> str:
         """HASH item id -> "like|<ts>" or "dislike|<ts>" (latest action wins)."""
         return f"{self.prefix}user:{user_id}:rated"
+
+    def recent_likes(self, user_id: str) -> str:
+        """LIST of the user's latest liked item ids (newest first, capped): whom a new like
+        is counted as co-liked with."""
+        return f"{self.prefix}user:{user_id}:likes"
 
     def shown(self, user_id: str) -> str:
         """SET of item ids already recommended to the user (impressions)."""

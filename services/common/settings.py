@@ -41,7 +41,26 @@ class Settings(BaseSettings):
     )
     default_k: int = Field(10, ge=1, le=1000)
     max_k: int = Field(100, ge=1, le=10000)
-    exploration_rate: float = Field(0.2, ge=0, le=1)
+    # Share of each page that goes to the least shown items (every item gets a chance).
+    exploration_rate: float = Field(0.1, ge=0, le=1)
+    # The item bandit (services/core/bandit.py): a dislike's reward next to a like's (it was
+    # watched), and the prior's weight in impressions.
+    bandit_watched_weight: float = Field(0.0, ge=0, le=1)
+    bandit_prior_strength: float = Field(2.0, gt=0)
+    # "mean": rank by each item's posterior mean; "thompson": by a posterior draw for the
+    # items with reactions (rotates lists between users, costs precision: docs/quality.md).
+    bandit_sampler: Literal["mean", "thompson"] = "mean"
+    # How far a user's own signal (live co-likes, the model) can lift an item over the
+    # population's: added to the bandit's draw after scaling to at most 1.
+    personal_weight: float = Field(0.5, ge=0)
+    # Seconds an api replica serves from its copy of the bandit's counts before reading them
+    # again (in the background): how soon every replica sees a reaction.
+    live_counts_max_age: float = Field(0.5, gt=0, le=60)
+    # A prefetched list older than this is dropped: the population's evidence moved on.
+    prefetch_ttl: float = Field(600.0, gt=0)
+    # A user's impressions (what they were shown) expire this long after their last /recs,
+    # so keys created by anonymous callers never live forever.
+    impressions_ttl: float = Field(30 * 24 * 3600.0, gt=0)
     # Pages ranked per fresh ranking: the first is answered, the rest served from Redis by the
     # next requests without scoring (1 = rank every request).
     prefetch_pages: int = Field(5, ge=1, le=100)

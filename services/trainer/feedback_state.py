@@ -15,20 +15,62 @@ from services.common.serving_model import ServingModel
 # Latest action wins per (user, item): an older event arriving late never overrides. The
 # user's prefetched list is dropped and the feedback counter bumped, so the next /recs ranks
 # with this rating (and a ranking already under way does not store a list without it).
+# When a user's action on an item changes (a first rating included), the item's like and
+# dislike counts move with it (the bandit's evidence: redelivered events change nothing),
+# and a new like is counted as co-liked with the user's latest likes.
+# KEYS: rated, prefetched list, feedback seq, active users, item likes, item dislikes,
+# recent likes. ARGV: (item, action, ts)..., co-likes key prefix, user, latest ts.
 _APPLY_RATINGS = """
-local key = KEYS[1]
+local key, recent = KEYS[1], KEYS[7]
+local counts = {like = KEYS[5], dislike = KEYS[6]}
+local prefix = ARGV[#ARGV - 2]
+local recent_cap, colikes_kept = tonumber(ARGV[#ARGV - 3]), tonumber(ARGV[#ARGV - 4])
 redis.call('DEL', KEYS[2])
 redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[4], 'GT', ARGV[#ARGV], ARGV[#ARGV - 1])
-for i = 1, #ARGV - 2, 3 do
+local function colike(a, b)
+  local zset = prefix .. a
+  redis.call('ZINCRBY', zset, 1, b)
+  -- Trimmed in bulk once twice the size kept: the rarest co-likes go.
+  if redis.call('ZCARD', zset) > 2 * colikes_kept then
+    redis.call('ZREMRANGEBYRANK', zset, 0, -(colikes_kept + 1))
+  end
+end
+for i = 1, #ARGV - 5, 3 do
   local item, action, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local old = redis.call('HGET', key, item)
-  local old_ts = -1
-  if old then old_ts = tonumber(string.match(old, '|(.*)$')) end
-  if ts >= old_ts then redis.call('HSET', key, item, action .. '|' .. ARGV[i + 2]) end
+  local old_ts, old_action = -1, nil
+  if old then
+    old_action = string.match(old, '^(.-)|')
+    old_ts = tonumber(string.match(old, '|(.*)$'))
+  end
+  if ts >= old_ts then
+    redis.call('HSET', key, item, action .. '|' .. ARGV[i + 2])
+    if old_action ~= action then
+      if old_action and counts[old_action] then
+        redis.call('HINCRBY', counts[old_action], item, -1)
+      end
+      if counts[action] then redis.call('HINCRBY', counts[action], item, 1) end
+      if action == 'like' then
+        for _, other in ipairs(redis.call('LRANGE', recent, 0, -1)) do
+          if other ~= item then
+            colike(item, other)
+            colike(other, item)
+          end
+        end
+        redis.call('LPUSH', recent, item)
+        redis.call('LTRIM', recent, 0, recent_cap - 1)
+      end
+    end
+  end
 end
 return 1
 """
+
+# A new like is counted as co-liked with this many of the user's latest likes (bounds the
+# work of one like), and each item keeps about this many co-liked items (the most co-liked).
+RECENT_LIKES_KEPT = 100
+COLIKES_KEPT = 500
 
 # A blob expires until the pointer switch makes it permanent: a trainer killed between the
 # upload and the switch leaves no orphan behind for long.
@@ -80,21 +122,38 @@ class FeedbackState:
                     self.keys.prefetched(user),
                     self.keys.feedback_seq(user),
                     self.keys.active_users,
+                    self.keys.item_likes,
+                    self.keys.item_dislikes,
+                    self.keys.recent_likes(user),
                 ],
-                args=[*args, user, repr(latest[user])],
+                args=[
+                    *args,
+                    COLIKES_KEPT,
+                    RECENT_LIKES_KEPT,
+                    self.keys.colikes(""),
+                    user,
+                    repr(latest[user]),
+                ],
                 client=pipe,
             )
         pipe.execute()
 
     def clear_ratings(self) -> None:
-        batch: list[bytes] = []
-        for key in self.redis.scan_iter(match=self.keys.rated("*"), count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
+        """Drop every rating and what was counted from them (the log was just cut)."""
+        self.redis.unlink(self.keys.item_likes, self.keys.item_dislikes)
+        for pattern in (
+            self.keys.rated("*"),
+            self.keys.recent_likes("*"),
+            self.keys.colikes("*"),
+        ):
+            batch: list[bytes] = []
+            for key in self.redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    self.redis.unlink(*batch)
+                    batch = []
+            if batch:
                 self.redis.unlink(*batch)
-                batch = []
-        if batch:
-            self.redis.unlink(*batch)
 
     def epoch(self) -> str:
         value = self.redis.get(self.keys.epoch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import zlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +13,6 @@ from redis import Redis
 
 from services.api.main import create_app
 from services.api.prefetcher import prefetch_recent
-from services.api.recommender import NEW_USER_VARIANTS
 from services.common.settings import Settings
 from tests.conftest import closed_port_url, queued_messages
 from tests.factories import catalogue, event, feedback_state, publish, two_taste_events
@@ -132,8 +131,9 @@ def test_cleanup_wipes_state_and_queue(
         k.decode().removeprefix(settings.key_prefix)
         for k in redis_client.scan_iter(match=f"{settings.key_prefix}*")
     }
-    # The epoch only grows; the mark stays until the ingester has cut the log.
-    assert remaining == {"epoch", "cleanup:pending"}
+    # The epoch and the catalogue version only grow (no cache keyed by them can collide
+    # across a wipe); the mark stays until the ingester has cut the log.
+    assert remaining == {"epoch", "catalogue:version", "cleanup:pending"}
     assert recs(client, "u") == []
     assert client.get("/model").status_code == 404
     # What stays queued is the control message telling the trainer to drop its log.
@@ -273,7 +273,7 @@ def test_pages_after_the_first_come_from_the_prefetched_list(
     before = _prefetch_counts(client)
     pages = [recs(client, "pager") for _ in range(settings.prefetch_pages)]
     after = _prefetch_counts(client)
-    assert after["new_user"] - before["new_user"] == 1  # no history: a precomputed variant
+    assert after["new_user"] - before["new_user"] == 1  # no history: ranked without reading it
     assert after["hit"] - before["hit"] == settings.prefetch_pages - 1
     served = [item for page in pages for item in page]
     assert len(served) == len(set(served)) == 10 * settings.prefetch_pages
@@ -328,9 +328,10 @@ def test_no_list_is_stored_when_a_rating_lands_during_ranking(
     client.portal.call(  # type: ignore[union-attr]
         lambda: store.record_impressions(
             "racer",
-            [items[1]],
+            ["p" + items[1], "p" + items[2]],
+            1,
             reset=False,
-            prefetch=["p" + items[2]],
+            catalogue_version=view.catalogue_version,
             feedback_seq=view.feedback_seq,
         )
     )
@@ -345,13 +346,13 @@ def test_a_list_ranked_without_a_model_is_dropped_once_one_exists(
     add(client, items, genres)
     events = two_taste_events(items)
     recs(client, "watcher", k=3)  # no model yet: popular items, prefetched
-    assert redis_client.lindex(f"{settings.key_prefix}user:watcher:next", 0) == b"0"
+    assert redis_client.lindex(f"{settings.key_prefix}user:watcher:next", 0).startswith(b"0|")
     feedback_state(settings, redis_client).apply(events)
     publish(settings, redis_client, events, "ease")
     before = _prefetch_counts(client)["miss"]
     assert len(recs(client, "watcher", k=3)) == 3
     assert _prefetch_counts(client)["miss"] == before + 1
-    assert redis_client.lindex(f"{settings.key_prefix}user:watcher:next", 0) == b"1"
+    assert redis_client.lindex(f"{settings.key_prefix}user:watcher:next", 0).startswith(b"1|")
 
 
 def test_prefetch_stores_pages_without_showing_them(
@@ -369,18 +370,49 @@ def test_prefetch_stores_pages_without_showing_them(
     assert _prefetch_counts(client)["hit"] == before["hit"] + 1
 
 
-def test_users_without_history_share_precomputed_variants(client: TestClient) -> None:
+def test_new_users_are_shown_what_earlier_users_liked(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
     items, genres = catalogue(300)
     add(client, items, genres)
-    by_variant: dict[int, list[list[str]]] = {}
-    for i in range(200):
-        user = f"newcomer-{i}"
-        by_variant.setdefault(zlib.crc32(user.encode()) % NEW_USER_VARIANTS, []).append(
-            recs(client, user)
-        )
-    same = [lists for lists in by_variant.values() if len(lists) > 1]
-    assert same and all(lists[0] == other for lists in same for other in lists[1:])
-    assert len(by_variant) > 40  # and they rotate across variants
+    state = feedback_state(settings, redis_client)
+    # Earlier users were shown a few items; two of them were liked by most who saw them.
+    for i in range(20):
+        first = recs(client, f"early-{i}")
+        state.apply([event(f"early-{i}", [first[0]], ["dislike"])])
+    loved = items[:2]
+    for i in range(30):
+        state.apply([event(f"fan-{i}", loved, ["like", "like"])])
+    redis_client.hset(f"{settings.key_prefix}items:impressions", mapping=dict.fromkeys(loved, 35))
+    # Past the api's copy of the counts (RECSYS_LIVE_COUNTS_MAX_AGE).
+    _wait_for_counts(client, settings)
+    lists = [recs(client, f"newcomer-{i}") for i in range(20)]
+    assert all(set(loved) <= set(items_) for items_ in lists)
+    # Everything else rotates: Thompson draws and exploration differ per user.
+    assert len({tuple(sorted(set(x) - set(loved))) for x in lists}) > 15
+
+
+def test_items_ignored_by_many_users_sink(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(300)
+    add(client, items, genres)
+    ignored = items[:50]
+    redis_client.hset(
+        f"{settings.key_prefix}items:impressions", mapping=dict.fromkeys(ignored, 1000)
+    )
+    _wait_for_counts(client, settings)
+    shown = [item for i in range(30) for item in recs(client, f"newcomer-{i}")]
+    # 50 of 300 items, shown a thousand times each without a reaction: none comes back.
+    assert not set(shown) & set(ignored)
+
+
+def _wait_for_counts(client: TestClient, settings: Settings) -> None:
+    """One request, then past the copy's age: the next requests rank with fresh counts."""
+    recs(client, "warm-up")
+    time.sleep(settings.live_counts_max_age + 0.1)
+    recs(client, "warm-up-2")
+    time.sleep(0.2)
 
 
 @pytest.mark.parametrize("user", ["plain", "ünïcode", "with/slash", 'quote"d', "sp ace"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -238,7 +240,7 @@ def test_a_published_model_prefetches_the_latest_raters_pages(
     prefetched = {u for u in range(12) if redis_client.exists(keys.prefetched(f"u{u}"))}
     assert prefetched == {9, 10, 11}
     entries = redis_client.lrange(keys.prefetched("u11"), 0, -1)
-    assert entries[0] == b"1"  # ranked with the model
+    assert entries[0].startswith(b"1|")  # ranked with the model
     assert not {e[1:].decode() for e in entries[1:]} & {f"i{10 + j}" for j in range(5)}
 
 
@@ -280,3 +282,72 @@ def test_train_once_jobs_start_from_what_the_last_job_left(
     assert redis_client.get(keys.model_current) not in (None, first)
     info = redis_client.get(keys.model_info)
     assert isinstance(info, bytes) and json.loads(info)["users"] == 32
+
+
+def test_duplicates_within_one_batch_are_logged_once(
+    settings: Settings, state: FeedbackState
+) -> None:
+    publish(settings, EVENT, message_id="twice")
+    publish(settings, EVENT, message_id="twice")
+    ingester = Ingester(settings, InteractionLog(settings.log_path), state)
+    thread = threading.Thread(target=ingester.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: ingester.stats.stored == 1 and ingester.stats.duplicates == 1)
+        wait_for(lambda: queue_depth(settings) == 0)
+    finally:
+        ingester.stop.set()
+        thread.join(10)
+    assert [line["event_id"] for line in logged(settings)] == ["twice"]
+
+
+class FlakyTruncateLog(InteractionLog):
+    """The real log, whose truncate fails with EIO the first ``failures`` times."""
+
+    failures = 2
+
+    def truncate(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        super().truncate()
+
+
+class RecordingState(FeedbackState):
+    """The real FeedbackState, remembering every status note set."""
+
+    notes: list[tuple[str, str | None]]
+
+    def set_status(self, component: str, note: str | None) -> None:
+        self.notes.append((component, note))
+        super().set_status(component, note)
+
+
+def test_a_failing_log_truncate_is_a_storage_error_not_a_broker_error(
+    settings: Settings, redis_client: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cleanup stays unacknowledged and is retried in place; the note says why."""
+    caplog.set_level(logging.WARNING, logger="services.trainer.ingest")
+    keys = Keys(settings.key_prefix)
+    state = RecordingState(redis_client, keys)
+    state.notes = []
+    publish(settings, EVENT, message_id="before")
+    publish(settings, b"{}", headers={CONTROL_HEADER: CONTROL_CLEANUP})
+    publish(settings, {**EVENT, "user_id": "u2"}, message_id="after")
+    ingester = Ingester(settings, FlakyTruncateLog(settings.log_path), state)
+    thread = threading.Thread(target=ingester.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: ingester.stats.cleanups == 1 and ingester.stats.stored == 2)
+        wait_for(lambda: queue_depth(settings) == 0)
+    finally:
+        ingester.stop.set()
+        thread.join(10)
+    assert [line["event_id"] for line in logged(settings)] == ["after"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert not [w for w in warnings if "broker" in w], warnings
+    assert sum("cannot write the interaction log" in w for w in warnings) == 2
+    failing = [note for component, note in state.notes if component == "ingest" and note]
+    assert len(failing) == 2 and "Input/output error" in failing[0]
+    assert state.notes[-1] == ("ingest", None)
+    assert redis_client.hget(keys.status, "ingest") is None

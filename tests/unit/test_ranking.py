@@ -25,20 +25,22 @@ def masks(n: int, rated: list[int], shown: list[int]) -> tuple[np.ndarray, np.nd
 
 
 def rank(
-    popularity: np.ndarray,
+    base: np.ndarray,
     scores: np.ndarray | None = None,
     *,
     k: int = 10,
     genres: list[list[str]] | None = None,
     rate: float = 0.0,
     seed: int = 1,
+    impressions: np.ndarray | None = None,
 ) -> Ranked:
     """recommend() for a user with no history yet."""
-    rated, shown = masks(popularity.shape[0], [], [])
+    rated, shown = masks(base.shape[0], [], [])
     return recommend(
         k=k,
-        popularity=popularity,
-        scores=scores,
+        base=base,
+        personal=scores,
+        impressions=impressions,
         rated=rated,
         shown=shown,
         genres=genres,
@@ -67,8 +69,8 @@ def test_rules_hold_for_any_history(n, k, data, with_scores, rate) -> None:
         scores = np.array(values, dtype=np.float32)
     result = recommend(
         k=k,
-        popularity=np.arange(n, dtype=np.float32),
-        scores=scores,
+        base=np.arange(n, dtype=np.float32),
+        personal=scores,
         rated=rated,
         shown=shown,
         genres=None,
@@ -86,41 +88,71 @@ def test_rules_hold_for_any_history(n, k, data, with_scores, rate) -> None:
     assert len(result.sources) == len(result.items)
 
 
-def test_model_scores_order_the_list_and_exploration_is_added() -> None:
+def test_personal_scores_order_the_list_and_exploration_ends_each_page() -> None:
     n = 100
     scores = np.arange(n, dtype=np.float32)
-    result = rank(np.ones(n, dtype=np.float32), scores, rate=0.2)
+    result = rank(np.zeros(n, dtype=np.float32), scores, rate=0.2)
     model_items = [
         i for i, s in zip(result.items, result.sources, strict=True) if s == SOURCE_MODEL
     ]
     assert model_items == [99, 98, 97, 96, 95, 94, 93, 92]
-    assert result.sources.count(SOURCE_EXPLORATION) == 2
-    assert result.sources[0] == SOURCE_MODEL  # exploration never takes the top slot
+    assert result.sources[8:] == [SOURCE_EXPLORATION] * 2
 
 
-def test_items_unknown_to_the_model_fall_back_to_popularity() -> None:
-    scores = np.array([np.nan, 1.0, np.nan, 2.0, np.nan, np.nan], dtype=np.float32)
-    popularity = np.array([5, 0, 1, 0, 9, 0], dtype=np.float32)
-    result = rank(popularity, scores, k=4)
-    assert result.items == [3, 1, 4, 0]
-    assert result.sources == [SOURCE_MODEL, SOURCE_MODEL, SOURCE_POPULAR, SOURCE_POPULAR]
+def test_each_prefetched_page_has_its_own_exploration_slots() -> None:
+    n = 200
+    rated, shown = masks(n, [], [])
+    result = recommend(
+        k=30,
+        page=10,
+        base=np.arange(n, dtype=np.float32),
+        personal=None,
+        rated=rated,
+        shown=shown,
+        genres=None,
+        exploration_rate=0.2,
+        seed=3,
+    )
+    for start in (0, 10, 20):
+        page = result.sources[start : start + 10]
+        assert page[:8] == [SOURCE_POPULAR] * 8 and page[8:] == [SOURCE_EXPLORATION] * 2
 
 
-def test_cold_lists_rotate_with_the_seed_but_favour_popular_items() -> None:
+def test_exploration_goes_to_the_least_shown_items() -> None:
+    n = 100
+    impressions = np.full(n, 50, dtype=np.float32)
+    impressions[[3, 7]] = 0  # never shown
+    impressions[[11, 13, 17]] = 1
+    result = rank(np.zeros(n, dtype=np.float32), rate=0.3, impressions=impressions)
+    explored = {
+        i for i, s in zip(result.items, result.sources, strict=True) if s == SOURCE_EXPLORATION
+    }
+    assert len(explored) == 3
+    assert {3, 7} < explored and explored - {3, 7} <= {11, 13, 17}
+
+
+def test_a_personal_signal_lifts_items_over_the_population_keys() -> None:
+    base = np.array([0.9, 0.8, 0.1, 0.0, 0.05, 0.02], dtype=np.float32)
+    personal = np.array([np.nan, 0.0, 4.0, 2.0, np.nan, np.nan], dtype=np.float32)
+    result = rank(base, personal, k=4)
+    # 0.1 + 1.0 and 0.0 + 0.5 vs 0.9 and 0.8: the user's own signal comes first.
+    assert result.items == [2, 0, 1, 3]
+    assert result.sources == [SOURCE_MODEL, SOURCE_POPULAR, SOURCE_POPULAR, SOURCE_MODEL]
+
+
+def test_lists_follow_the_base_keys() -> None:
     n = 500
-    popularity = np.zeros(n, dtype=np.float32)
-    popularity[:20] = 1000
-    lists = [rank(popularity, seed=seed).items for seed in range(10)]
-    assert len({tuple(x) for x in lists}) > 5
-    assert all(i < 20 for items in lists for i in items)
+    base = np.zeros(n, dtype=np.float32)
+    base[:20] = np.linspace(1.0, 0.5, 20)
+    assert rank(base).items == list(range(10))
 
 
 def test_genres_are_diversified() -> None:
     n = 40
     genres = [["Drama"] if i < 30 else ["Comedy"] for i in range(n)]
     scores = np.linspace(1, 0, n).astype(np.float32)  # all dramas score higher
-    plain = rank(np.ones(n, dtype=np.float32), scores)
-    diverse = rank(np.ones(n, dtype=np.float32), scores, genres=genres)
+    plain = rank(np.zeros(n, dtype=np.float32), scores)
+    diverse = rank(np.zeros(n, dtype=np.float32), scores, genres=genres)
     assert all(i < 30 for i in plain.items)
     assert sum(i >= 30 for i in diverse.items) >= 3
 
@@ -141,8 +173,8 @@ def test_a_deep_ranking_equals_its_pages_asked_one_at_a_time(seed: int, n: int, 
     scores = rng.standard_normal(n).astype(np.float32)
     rated, shown = masks(n, list(rng.choice(n, 5, replace=False)), [])
     common = {
-        "popularity": np.ones(n, dtype=np.float32),
-        "scores": scores,
+        "base": np.ones(n, dtype=np.float32),
+        "personal": scores,
         "rated": rated,
         "genres": genres,
         "exploration_rate": 0.0,

@@ -1,0 +1,119 @@
+"""The live layer on both backends: the bandit's counts and the co-likes, as the ingest
+step writes them, and what /recs does with them within a moment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+
+from services.api.main import create_app
+from services.common.keys import Keys
+from services.common.settings import Settings
+from tests.factories import catalogue, event, feedback_state
+
+pytestmark = pytest.mark.backends("real", "embedded")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def counts(redis: Redis, key: str) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in redis.hgetall(key).items()}
+
+
+def colikes(redis: Redis, keys: Keys, item: str) -> dict[str, float]:
+    return {k.decode(): v for k, v in redis.zrange(keys.colikes(item), 0, -1, withscores=True)}
+
+
+def test_counts_follow_each_users_latest_action_and_ignore_redelivery(
+    settings: Settings, redis_client: Redis
+) -> None:
+    keys = Keys(settings.key_prefix)
+    state = feedback_state(settings, redis_client)
+    first = event("ann", ["a", "b"], ["like", "like"], ts=100.0)
+    state.apply([first])
+    state.apply([first])  # redelivered: nothing counts twice
+    state.apply([event("bob", ["a"], ["dislike"], ts=100.0)])
+    assert counts(redis_client, keys.item_likes) == {"a": 1, "b": 1}
+    assert counts(redis_client, keys.item_dislikes) == {"a": 1}
+    # Ann changes her mind about b; an older event arriving late changes nothing.
+    state.apply([event("ann", ["b"], ["dislike"], ts=200.0)])
+    state.apply([event("ann", ["b"], ["like"], ts=150.0)])
+    assert counts(redis_client, keys.item_likes) == {"a": 1, "b": 0}
+    assert counts(redis_client, keys.item_dislikes) == {"a": 1, "b": 1}
+
+
+def test_a_like_is_co_liked_with_the_users_earlier_likes(
+    settings: Settings, redis_client: Redis
+) -> None:
+    keys = Keys(settings.key_prefix)
+    state = feedback_state(settings, redis_client)
+    state.apply([event("ann", ["a", "b"], ["like", "like"])])
+    state.apply([event("ann", ["c", "d"], ["like", "dislike"])])
+    state.apply([event("bob", ["a", "c"], ["like", "like"])])
+    assert colikes(redis_client, keys, "a") == {"b": 1.0, "c": 2.0}
+    assert colikes(redis_client, keys, "c") == {"a": 2.0, "b": 1.0}
+    assert colikes(redis_client, keys, "d") == {}  # a dislike is no co-like
+
+
+def test_clearing_ratings_clears_what_was_counted_from_them(
+    settings: Settings, redis_client: Redis
+) -> None:
+    keys = Keys(settings.key_prefix)
+    state = feedback_state(settings, redis_client)
+    state.apply([event("ann", ["a", "b"], ["like", "dislike"])])
+    state.apply([event("ann", ["c"], ["like"])])
+    state.clear_ratings()
+    left = {k.decode() for k in redis_client.scan_iter(match=f"{settings.key_prefix}*")}
+    assert not {keys.item_likes, keys.item_dislikes, keys.colikes("a")} & left
+    assert not [key for key in left if ":likes" in key or ":rated" in key]
+
+
+def test_impressions_count_each_user_once_per_item(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    keys = Keys(settings.key_prefix)
+    items, genres = catalogue(30)
+    client.post("/add_items", json={"item_ids": items, "genres": genres})
+    shown = [i for _ in range(3) for i in client.get("/recs/ann").json()["item_ids"]]
+    other = client.get("/recs/bob?k=30").json()["item_ids"]
+    impressions = counts(redis_client, keys.item_impressions)
+    assert sum(impressions.values()) == len(shown) + len(other) == 60
+    assert all(impressions[i] == (i in shown) + (i in other) for i in items)
+    assert redis_client.pfcount(keys.users_shown) == 2
+
+
+def test_a_first_like_brings_what_its_likers_also_liked_within_a_second(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    keys = Keys(settings.key_prefix)
+    items, genres = catalogue(300)
+    client.post("/add_items", json={"item_ids": items, "genres": genres})
+    state = feedback_state(settings, redis_client)
+    anchor, partner, rival = items[10], items[20], items[30]
+    # 30 users liked anchor and partner together, 30 others only rival: for everyone,
+    # partner and rival are equally liked; for a user who likes anchor, partner is the pick.
+    for i in range(30):
+        state.apply([event(f"fan-{i}", [anchor, partner], ["like", "like"])])
+        state.apply([event(f"other-{i}", [rival], ["like"])])
+    redis_client.hset(keys.item_impressions, mapping={anchor: 40, partner: 40, rival: 40})
+    redis_client.pfadd(keys.users_shown, *[f"fan-{i}" for i in range(60)])
+    client.get("/recs/warm-up")
+    time.sleep(settings.live_counts_max_age + 0.1)
+    client.get("/recs/warm-up-2")  # refreshes the counts behind this request
+    time.sleep(0.2)
+    state.apply([event("newcomer", [anchor], ["like"])])
+    started = time.monotonic()
+    first = client.get("/recs/newcomer?k=1").json()["item_ids"]
+    assert time.monotonic() - started < 1.0
+    assert first == [partner]
+    # A user with no likes sees the population's picks, not the fans' pair first.
+    cold = [client.get(f"/recs/cold-{i}?k=1").json()["item_ids"][0] for i in range(20)]
+    assert rival in cold
