@@ -24,7 +24,6 @@ class ServingState:
     item_ids: list[str]
     item_index: dict[str, int]
     genres: list[tuple[str, ...]] | None
-    popularity: NDArray[np.float32]
     model: ServingModel | None
     model_item_index: dict[str, int]
     model_user_index: dict[str, int]
@@ -41,7 +40,6 @@ class ServingState:
         item_index = {item: i for i, item in enumerate(item_ids)}
         has_genres = any(catalogue.values())
         genres = [tuple(catalogue[i]) for i in item_ids] if has_genres else None
-        popularity = np.zeros(len(item_ids), dtype=np.float32)
         model_to_catalogue = np.empty(0, dtype=np.int64)
         model_item_index: dict[str, int] = {}
         model_user_index: dict[str, int] = {}
@@ -51,15 +49,12 @@ class ServingState:
             model_to_catalogue = np.array(
                 [item_index.get(item, -1) for item in model.item_ids], dtype=np.int64
             )
-            known = model_to_catalogue >= 0
-            popularity[model_to_catalogue[known]] = model.popularity[known]
         return cls(
             catalogue_version=catalogue_version,
             model_version=model.version if model else None,
             item_ids=item_ids,
             item_index=item_index,
             genres=genres,
-            popularity=popularity,
             model=model,
             model_item_index=model_item_index,
             model_user_index=model_user_index,
@@ -85,10 +80,6 @@ class ServingStateCache:
         self._state = EMPTY
         self._lock = asyncio.Lock()
         self._loaded_catalogue = -1
-
-    @property
-    def current(self) -> ServingState:
-        return self._state
 
     def _is_current(self, catalogue_version: int, model_version: str | None) -> bool:
         state = self._state

@@ -32,6 +32,15 @@ EVENTS_ACKED = Counter(
 EVENTS_DUPLICATE = Counter(
     "recsys_events_duplicate_total", "Redelivered events skipped because already stored."
 )
+INGEST_STORAGE_ERRORS = Counter(
+    "recsys_ingest_storage_errors_total",
+    "Failed writes to the interaction log (disk full, I/O error); the batch stays "
+    "unacknowledged and is retried.",
+)
+INGEST_STORAGE_BLOCKED = Gauge(
+    "recsys_ingest_storage_blocked",
+    "1 while ingestion is held up by a failing interaction log (nothing is acknowledged).",
+)
 QUEUE_DEPTH = Gauge("recsys_queue_depth", "Messages waiting in the interaction queue.")
 TRAINING_RUNS = Counter("recsys_training_runs_total", "Training cycles by outcome.", ["outcome"])
 TRAINING_DURATION = Histogram(

@@ -19,8 +19,14 @@ from services.common.broker import (
     QueuedMessage,
 )
 from services.common.events import InteractEvent, StoredEvent
-from services.common.metrics import EVENTS_DUPLICATE, EVENTS_REJECTED
+from services.common.metrics import (
+    EVENTS_DUPLICATE,
+    EVENTS_REJECTED,
+    INGEST_STORAGE_BLOCKED,
+    INGEST_STORAGE_ERRORS,
+)
 from services.common.settings import Settings
+from services.common.status import INGEST_NOTE
 from services.trainer.consumers import BatchConsumer, Pause, open_consumer
 from services.trainer.feedback_state import FeedbackState
 from services.trainer.interaction_log import InteractionLog
@@ -83,6 +89,9 @@ class Ingester:
         self.on_cleanup = on_cleanup
         self.seen = interaction_log.event_ids()
         self.stats = IngestStats()
+        # True until a write succeeds: clears a note an earlier process left while blocked.
+        self._storage_note = True
+        INGEST_STORAGE_BLOCKED.set(0)
         self.stop = threading.Event()
         self.ready = threading.Event()
         log.info("ingest: %d events already in the log", len(self.seen))
@@ -127,15 +136,18 @@ class Ingester:
         if not batch:
             return
         fresh: list[StoredEvent] = []
+        fresh_ids: set[str] = set()
         for event in batch:
-            if event.event_id in self.seen:
+            if event.event_id in self.seen or event.event_id in fresh_ids:
                 EVENTS_DUPLICATE.inc()
                 with self.stats.lock:
                     self.stats.duplicates += 1
             else:
-                self.seen.add(event.event_id)
+                fresh_ids.add(event.event_id)
                 fresh.append(event)
-        self.log.append(fresh)
+        self._retry_storage(pause, lambda: self.log.append(fresh))
+        # Only now: an id marked seen before its fsync made a redelivery look like a duplicate.
+        self.seen.update(fresh_ids)
         # Ratings are re-applied even for duplicates: the last attempt may have died
         # between the log write and Redis. The Lua script makes that harmless.
         self._retry_redis(pause, lambda: self.state.apply(batch))
@@ -147,7 +159,7 @@ class Ingester:
 
     def _cleanup(self, pause: Pause, token: object) -> None:
         log.info("ingest: cleanup requested, truncating the interaction log")
-        self.log.truncate()
+        self._retry_storage(pause, self.log.truncate)
         self.seen.clear()
         self._retry_redis(pause, self.state.clear_ratings)
         if token is not None:
@@ -156,6 +168,54 @@ class Ingester:
             self.stats.cleanups += 1
         if self.on_cleanup is not None:
             self.on_cleanup()
+
+    def _retry_storage(self, pause: Pause, action: Callable[[], None]) -> None:
+        """Run a write to the interaction log until it succeeds, holding the batch meanwhile.
+
+        An OSError here is the disk's, not the broker's: it must not reach the consumer,
+        which would reconnect and take the redelivery for something already stored.
+        """
+        delay = 0.2
+        failed = False
+        while True:
+            try:
+                action()
+            except OSError as error:
+                failed = True
+                INGEST_STORAGE_ERRORS.inc()
+                INGEST_STORAGE_BLOCKED.set(1)
+                self._set_storage_note(
+                    f"cannot write the interaction log {self.log.path}: {error}; "
+                    "ingestion is paused, events stay unacknowledged in the queue"
+                )
+                if self.stop.is_set():
+                    raise IngestInterruptedError("stopping with unstored batch") from error
+                log.warning(
+                    "ingest: cannot write the interaction log %s (%r); the batch stays "
+                    "unacknowledged, retrying in %.1fs",
+                    self.log.path,
+                    error,
+                    delay,
+                )
+                # pause() keeps the batch ours meanwhile (heartbeats, or a longer lease).
+                pause(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                if failed:
+                    log.info("ingest: the interaction log is writable again")
+                INGEST_STORAGE_BLOCKED.set(0)
+                if self._storage_note:
+                    self._set_storage_note(None)
+                return
+
+    def _set_storage_note(self, note: str | None) -> None:
+        """Best effort: Redis may be down as well, and the note must not stop the retries."""
+        try:
+            self.state.set_status(INGEST_NOTE, note)
+        except RedisError as error:
+            log.warning("ingest: cannot update the status note (%r)", error)
+            return
+        self._storage_note = note is not None
 
     def _retry_redis(self, pause: Pause, action: Callable[[], None]) -> None:
         delay = 0.2

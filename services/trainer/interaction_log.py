@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from pydantic import ValidationError
 
@@ -31,21 +31,26 @@ class LogCursor:
 
 
 class InteractionLog:
-    """One file per instance. A torn last line (crash mid-write) is cut at open."""
+    """One file per instance. A torn last line (crash mid-write) is cut at open, and the
+    part a failed append wrote (disk full, I/O error) is cut at once."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
-        self._file: BinaryIO | None
+        self._fd: int | None
+        # Where the log ended before a failed append whose cut-back failed too.
+        self._torn_at: int | None = None
         if read_only:
             # A reader beside a running ingester (recsys rebuild) must not cut the line
             # the ingester is writing right now; read() skips an unfinished last line.
             if not path.exists():
                 raise FileNotFoundError(f"no interaction log at {path}")
-            self._file = None
+            self._fd = None
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._recover()
-        self._file = open(path, "ab")  # noqa: SIM115 - held open for the process lifetime
+        # Unbuffered: a failed append must not leave bytes in a buffer that a later flush
+        # would write after the cut-back.
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
     def _recover(self) -> None:
         if not self.path.exists():
@@ -77,14 +82,43 @@ class InteractionLog:
                 os.fsync(file.fileno())
 
     def append(self, events: Sequence[StoredEvent]) -> None:
-        """Write the events and fsync: when this returns they survive a crash."""
+        """Write the events and fsync: when this returns they survive a crash.
+
+        On OSError nothing of this call stays in the log (cut back, best effort, before the
+        error is raised), so retrying the same events cannot glue a torn line to the next.
+        """
         if not events:
             return
-        assert self._file is not None, "interaction log opened read-only"
-        payload = b"".join(event.model_dump_json().encode() + b"\n" for event in events)
-        self._file.write(payload)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        fd = self._writable()
+        if self._torn_at is not None:
+            self._cut_back(fd, self._torn_at)
+        payload = memoryview(b"".join(event.model_dump_json().encode() + b"\n" for event in events))
+        size = os.fstat(fd).st_size
+        try:
+            while payload:
+                written = os.write(fd, payload)
+                if written == 0:  # a regular file never should; do not spin on it
+                    raise OSError(errno.EIO, "write wrote nothing", str(self.path))
+                payload = payload[written:]
+            os.fsync(fd)
+        except OSError:
+            try:
+                self._cut_back(fd, size)
+            except OSError as error:
+                self._torn_at = size  # the next append cuts first, or fails
+                log.error("interaction log: cannot cut a failed write back (%r)", error)
+            raise
+
+    def _cut_back(self, fd: int, size: int) -> None:
+        if os.fstat(fd).st_size > size:
+            log.info("interaction log: cutting a failed write back to %d bytes", size)
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        self._torn_at = None
+
+    def _writable(self) -> int:
+        assert self._fd is not None, "interaction log opened read-only or closed"
+        return self._fd
 
     def read(self) -> Iterator[StoredEvent]:
         with open(self.path, "rb") as file:
@@ -149,16 +183,17 @@ class InteractionLog:
         return ids
 
     def truncate(self) -> None:
-        assert self._file is not None, "interaction log opened read-only"
-        self._file.truncate(0)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        fd = self._writable()
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
+        self._torn_at = None
         # The trainer's parsed copy of what was just wiped (it would be refused anyway).
         self.snapshot_path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _fsync_dir(path: Path) -> None:

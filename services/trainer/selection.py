@@ -28,17 +28,15 @@ def select_model(
     params: ModelParams | None = None,
     families: Sequence[str] = ("ease", "lightfm", "popularity"),
     *,
-    current: ServingModel | None = None,
-    current_score: float | None = None,
     validation: Literal["temporal", "random"] = "temporal",
 ) -> tuple[ServingModel, dict[str, Any]]:
     """Fit each family on older data, score it on recent data, refit the winner on everything.
 
-    Returns the model to publish and a report: ``chosen``, per-family ``scores``,
-    ``publish`` (False when the published model ``current`` or its ``current_score`` did
-    at least as well on this validation slice: a worse model is never published) and
+    Returns the model to publish and a report: ``chosen``, per-family ``scores`` and
     ``reason``. With too little data to validate, the first family of ``families`` is
-    fitted (popularity if there is nothing to learn from).
+    fitted (popularity if there is nothing to learn from). The published model is not a
+    candidate: it was trained on part of the newer ratings this validation slice holds, so
+    it would be judged on what it saw; a refit on more data replaces it.
 
     ``validation="temporal"`` (production) holds out each user's latest ratings;
     ``"random"`` holds out a random slice per user, for offline runs whose test split is
@@ -78,14 +76,6 @@ def select_model(
     else:
         chosen = families[0]
         reason = "too little data to validate"
-    baseline = current_score
-    if current is not None and has_validation:
-        baseline = evaluate_model(current, train, valid, max_users=MAX_VALIDATION_USERS)[METRIC]
-        log.info("validation %s=%.4f for the published model", METRIC, baseline)
-    publish = True
-    if baseline is not None and chosen in scores and scores[chosen] < baseline:
-        publish = False
-        reason = f"best candidate {scores[chosen]:.4f} < published {baseline:.4f}"
     model = fit_model(chosen, data, params)
     metrics = dict(model.metrics)
     if chosen in details:
@@ -97,10 +87,8 @@ def select_model(
         "chosen": model.family,
         "scores": scores,
         "details": details,
-        "publish": publish,
         "reason": reason,
-        "published_score": baseline,
         "validation": validation,
     }
-    log.info("selected %s (%s); scores %s; publish=%s", model.family, reason, scores, publish)
+    log.info("selected %s (%s); scores %s", model.family, reason, scores)
     return model, report

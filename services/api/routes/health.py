@@ -6,15 +6,24 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from services.api.deps import PublisherDep, StoreDep
+from services.common.status import DEGRADING_NOTES
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthcheck")
 async def healthcheck(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
-    """200 when Redis, the broker and the model store answer; 503 naming what is down."""
+    """200 when Redis, the broker and the model store answer; 503 naming what is down.
+
+    ``"status": "degraded"`` (still 200) with a ``degraded`` section naming the part and its
+    error when the trainer reports one, e.g. an interaction log it cannot write (disk full):
+    recommendations are served and accepted events wait safely in the queue, so taking the
+    api out of service (the readiness probe follows this status code) would only add an
+    outage. Alerting should watch ``status`` or ``recsys_ingest_storage_blocked``.
+    """
     down: dict[str, str] = {}
     body: dict[str, object] = {}
+    degraded: dict[str, str] = {}
     try:
         await store.ping()
         info = await store.model_info()
@@ -22,6 +31,7 @@ async def healthcheck(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
         notes = await store.status_notes()
         if notes:
             body["notes"] = notes
+        degraded = {DEGRADING_NOTES[k]: v for k, v in notes.items() if k in DEGRADING_NOTES}
     except Exception as error:
         down["redis"] = repr(error)
         down["model_store"] = "stored in redis"
@@ -31,6 +41,8 @@ async def healthcheck(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
         down["broker"] = repr(error)
     if down:
         return JSONResponse({"status": "unavailable", "down": down, **body}, status_code=503)
+    if degraded:
+        return JSONResponse({"status": "degraded", "degraded": degraded, **body})
     return JSONResponse({"status": "ok", **body})
 
 

@@ -15,8 +15,6 @@ from services.trainer.dataset import Interactions
 
 log = logging.getLogger(__name__)
 
-# Rows of the item-item product computed at once: bounds memory to CHUNK x n_items floats.
-CHUNK = 1024
 # Rows of the sparse item-item co-occurrence computed at once (bounds its non-zeros).
 SPARSE_CHUNK = 8192
 
@@ -160,24 +158,6 @@ def cooccurrence_neighbours(
         cosine = block.data[off_diagonal] * inv[chunk[r]] * inv[c]
         ranked = sparse.csr_matrix((cosine, (r, c)), shape=(chunk.size, n_items))
         idx[chunk], weight[chunk] = top_m_sparse(ranked, m)
-    return idx, weight
-
-
-def factor_neighbours(
-    factors: NDArray[np.float32], m: int
-) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-    """Item-item cosine of learned item vectors, top ``m`` per item, in row chunks."""
-    n_items = factors.shape[0]
-    idx, weight = empty_neighbours(n_items, m)
-    if n_items == 0 or m == 0:
-        return idx, weight
-    norms = np.linalg.norm(factors, axis=1, keepdims=True)
-    unit = factors / np.maximum(norms, 1e-12)
-    for start in range(0, n_items, CHUNK):
-        stop = min(start + CHUNK, n_items)
-        block = unit[start:stop] @ unit.T
-        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        idx[start:stop], weight[start:stop] = top_m_dense(block, m)
     return idx, weight
 
 
