@@ -35,8 +35,9 @@ IndexArray = NDArray[np.int64]
 class BanditPolicy:
     """How reactions become rewards, and how much an untried item is believed."""
 
-    # A dislike's reward relative to a like: it was watched, so it counts for popularity.
-    watched_weight: float = 0.3
+    # A dislike's reward relative to a like: it says the item was watched. 0 by default:
+    # in the cold-start replay a share of 0.3 cost precision (disliked items rose for all).
+    watched_weight: float = 0.0
     # The prior's weight, in impressions: how much evidence it takes to leave the prior.
     prior_strength: float = 10.0
     # Arms given a posterior draw per ranking: the most promising by an upper bound; the
