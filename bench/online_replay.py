@@ -179,9 +179,14 @@ def main() -> None:
     p.add_argument("--baseline", action="store_true")
     p.add_argument("--sampled-arms", type=int, default=512)
     p.add_argument("--concentration", type=float, default=1.0)
+    p.add_argument("--genre-penalty", type=float, default=None)
     p.add_argument("--no-diversity", action="store_true")
     args = p.parse_args()
     ratings = load_ml100k(DEFAULT_CACHE)
+    if args.genre_penalty is not None:
+        import services.api.ranking as ranking
+
+        ranking.GENRE_PENALTY = args.genre_penalty
     if args.baseline:
         print("baseline", run(ratings, args.users, args.catalogue, Knobs(), "baseline", args.seed))
     for e in args.exploration:

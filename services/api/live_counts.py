@@ -12,26 +12,29 @@ import asyncio
 import logging
 import time
 
+import numpy as np
 from redis.exceptions import RedisError
 
 from services.api.serving_state import ServingState
 from services.api.store import ServingStore
-from services.core.bandit import ItemStats
+from services.core.bandit import BanditPolicy, Snapshot
 
 log = logging.getLogger(__name__)
 
 
 class ItemStatsCache:
-    def __init__(self, store: ServingStore, max_age: float) -> None:
+    def __init__(self, store: ServingStore, max_age: float, policy: BanditPolicy) -> None:
         self._store = store
         self.max_age = max_age
-        self._stats: ItemStats | None = None
+        self.policy = policy
+        self._rng = np.random.default_rng()
+        self._stats: Snapshot | None = None
         self._state: ServingState | None = None
         self._read_at = 0.0
         self._lock = asyncio.Lock()
         self._refreshing: asyncio.Task[None] | None = None
 
-    async def get(self, state: ServingState) -> ItemStats:
+    async def get(self, state: ServingState) -> Snapshot:
         """Counts aligned with ``state``'s items; refreshed behind the caller when old."""
         stats = self._stats
         if stats is not None and self._state is state:
@@ -41,12 +44,13 @@ class ItemStatsCache:
             return stats
         return await self._refresh(state)
 
-    async def _refresh(self, state: ServingState) -> ItemStats:
+    async def _refresh(self, state: ServingState) -> Snapshot:
         async with self._lock:
             fresh = time.monotonic() - self._read_at <= self.max_age
             if self._stats is not None and self._state is state and fresh:
                 return self._stats
-            stats = await self._store.item_counts(state.item_index)
+            counts = await self._store.item_counts(state.item_index)
+            stats = Snapshot.build(counts, self.policy, self._rng)
             self._stats, self._state, self._read_at = stats, state, time.monotonic()
             return stats
 

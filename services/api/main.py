@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from services.api.live_counts import ItemStatsCache
 from services.api.prefetched_recs import PrefetchedRecs
-from services.api.recommender import build_recommender, serving_store
+from services.api.recommender import bandit_policy, build_recommender, serving_store
 from services.api.routes import admin, catalogue, demo, health, recs
 from services.api.serving_state import ServingStateCache
 from services.common.broker import open_publisher
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         store = serving_store(redis, settings)
         cache = ServingStateCache(store)
-        counts = ItemStatsCache(store, settings.live_counts_max_age)
+        counts = ItemStatsCache(store, settings.live_counts_max_age, bandit_policy(settings))
         publisher = open_publisher(settings, max_inflight=64)
         await publisher.connect()
         app.state.store = store

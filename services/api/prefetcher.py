@@ -14,7 +14,7 @@ import time
 from redis.asyncio import Redis
 
 from services.api.live_counts import ItemStatsCache
-from services.api.recommender import build_recommender, serving_store
+from services.api.recommender import bandit_policy, build_recommender, serving_store
 from services.api.serving_state import ServingStateCache
 from services.common.settings import Settings
 
@@ -34,7 +34,7 @@ async def prefetch_recent(settings: Settings, users: int, budget_seconds: float)
         recommender = build_recommender(
             store,
             ServingStateCache(store),
-            ItemStatsCache(store, settings.live_counts_max_age),
+            ItemStatsCache(store, settings.live_counts_max_age, bandit_policy(settings)),
             settings,
             settings.prefetch_pages_ahead,
         )

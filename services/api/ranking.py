@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from services.core.bandit import least_shown
+from services.core.bandit import EXPLORATION_WINDOW, least_shown
 
 # How strongly an already-covered genre pushes an item down the list.
 GENRE_PENALTY = 0.6
@@ -116,6 +116,8 @@ def recommend(
     impressions: NDArray[np.float32] | None = None,
     personal_weight: float = 1.0,
     page: int | None = None,
+    base_order: NDArray[np.int64] | None = None,
+    least_shown_order: NDArray[np.int64] | None = None,
 ) -> Ranked:
     """Pick k distinct items: never rated ones, unseen ones first, some exploration.
 
@@ -125,7 +127,10 @@ def recommend(
     to ``base`` with ``personal_weight``. Exploration slots take the least shown items by
     ``impressions`` (at random when None). ``page`` (default k) is the length of the lists
     the k items will be shown in, page after page: each page is diversified on its own and
-    gets its share of exploration slots, at its end.
+    gets its share of exploration slots, at its end. ``base_order`` (every item by ``base``,
+    best first) and ``least_shown_order`` (every item by ``impressions``, least first), when
+    given, spare the full sorts: exploration then draws from the first unseen items of the
+    latter (``EXPLORATION_WINDOW``).
     """
     rng = np.random.default_rng(seed)
     n_items = base.shape[0]
@@ -158,7 +163,10 @@ def recommend(
         need = n_main - len(picked)
         if need <= 0:
             break
-        ordered = _top(key, pool, POOL_FACTOR * need)
+        if personal is None and base_order is not None:
+            ordered = base_order[pool[base_order]][: POOL_FACTOR * need]
+        else:
+            ordered = _top(key, pool, POOL_FACTOR * need)
         chosen = _diverse_order(ordered, need, genres, page_main if n_explore else page)
         picked.extend(chosen)
         sources.extend(SOURCE_MODEL if personal_known[i] else SOURCE_POPULAR for i in chosen)
@@ -166,10 +174,19 @@ def recommend(
     if n_explore:
         left = unseen.copy()
         left[picked] = False
-        if impressions is None:
-            explore = rng.permutation(np.flatnonzero(left))[:n_explore]
-        else:
+        if least_shown_order is not None and impressions is not None:
+            window = least_shown_order[left[least_shown_order]][:EXPLORATION_WINDOW]
+            # Only the least shown tier (and the next): never an item many users ignored.
+            if window.size:
+                window = window[impressions[window] <= impressions[window[0]] + 1]
+            if window.size >= n_explore:
+                explore = rng.choice(window, size=n_explore, replace=False)
+            else:  # the unseen items are nearly all shown often: the exact least shown
+                explore = least_shown(impressions, left, n_explore, rng)
+        elif impressions is not None:
             explore = least_shown(impressions, left, n_explore, rng)
+        else:
+            explore = rng.permutation(np.flatnonzero(left))[:n_explore]
         # Each page ends with its own exploration slots: they cost the list's lowest ranks.
         main_items, main_sources = picked, sources
         picked, sources = [], []

@@ -27,7 +27,7 @@ from services.common.keys import Keys
 from services.common.metrics import PREFETCH, RECOMMENDATIONS
 from services.common.scoring import score_items
 from services.common.settings import Settings
-from services.core.bandit import BanditPolicy, ItemStats, thompson_keys
+from services.core.bandit import BanditPolicy, ItemStats, Snapshot, thompson_keys
 from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
 
 # One-letter source codes stored in front of each prefetched item id.
@@ -98,22 +98,22 @@ class Recommender:
             if user_id not in state.model_user_index:
                 # Nothing to read about this user: rank from the population's evidence.
                 _PREFETCH_NEW_USER.inc()
-                counts = await self.counts.get(state)
-                ranked = self._rank(state, counts, user_id, NO_HISTORY, [], k)
+                snapshot = await self.counts.get(state)
+                ranked = self._rank(state, snapshot, user_id, NO_HISTORY, [], k)
                 return await self._serve(user_id, k, state, ranked, feedback_seq="0")
         _PREFETCH_MISS.inc()
         return await self.rank(user_id, k)
 
     async def rank(self, user_id: str, k: int) -> Recommendation:
         """Rank afresh from the live history; answer k, keep the next pages prefetched."""
-        state, counts, view, neighbours = await self._read(user_id)
-        ranked = self._rank(state, counts, user_id, view, neighbours, k)
+        state, snapshot, view, neighbours = await self._read(user_id)
+        ranked = self._rank(state, snapshot, user_id, view, neighbours, k)
         return await self._serve(user_id, k, state, ranked, view.feedback_seq)
 
     async def prefetch(self, user_id: str, k: int) -> int:
         """Rank the user's next pages and store them all, nothing shown; returns how many."""
-        state, counts, view, neighbours = await self._read(user_id)
-        ranked = self._rank(state, counts, user_id, view, neighbours, k)
+        state, snapshot, view, neighbours = await self._read(user_id)
+        ranked = self._rank(state, snapshot, user_id, view, neighbours, k)
         if ranked.impressions_exhausted:
             return 0
         await self.store.record_impressions(
@@ -129,17 +129,17 @@ class Recommender:
 
     async def _read(
         self, user_id: str
-    ) -> tuple[ServingState, ItemStats, UserView, list[list[tuple[str, float]]]]:
+    ) -> tuple[ServingState, Snapshot, UserView, list[list[tuple[str, float]]]]:
         view = await self.store.user_view(user_id)
         state = await self.cache.get(view.catalogue_version, view.model_version)
-        counts = await self.counts.get(state)
+        snapshot = await self.counts.get(state)
         neighbours = await self.store.colikes(view.liked[:RECENT_LIKES], NEIGHBOURS_PER_LIKE)
-        return state, counts, view, neighbours
+        return state, snapshot, view, neighbours
 
     def _rank(
         self,
         state: ServingState,
-        counts: ItemStats,
+        snapshot: Snapshot,
         user_id: str,
         view: UserView,
         neighbours: list[list[tuple[str, float]]],
@@ -152,13 +152,17 @@ class Recommender:
         ] = True
         shown = np.zeros(n, dtype=bool)
         shown[[i for i in map(state.item_index.get, view.shown) if i is not None]] = True
-        # A fresh draw per ranking: Thompson sampling's exploration, and every user's own
-        # rotation of the popular items.
+        counts = snapshot.stats
         rng = np.random.default_rng()
-        base = self._live_keys(
-            state, counts, thompson_keys(counts, self.policy, rng), view, neighbours
-        )
+        if self.policy.sampled_arms > 0:
+            # A fresh draw per ranking: Thompson sampling's exploration and rotation.
+            population = thompson_keys(counts, self.policy, rng)
+        else:
+            population = snapshot.means
+        base = self._live_keys(state, counts, population, view, neighbours)
         personal = self._model_signal(state, user_id, view)
+        # The snapshot's order holds for everyone whose keys are the population's.
+        order = snapshot.order if base is snapshot.means else None
 
         def rank(depth: int) -> Ranked:
             return recommend(
@@ -173,6 +177,8 @@ class Recommender:
                 impressions=counts.impressions,
                 personal_weight=self.personal_weight,
                 page=k,
+                base_order=order,
+                least_shown_order=snapshot.least_shown_order,
             )
 
         ranked = rank(k * self.prefetch_pages)
@@ -283,12 +289,16 @@ def build_recommender(
         counts,
         exploration_rate=settings.exploration_rate,
         prefetch_pages=prefetch_pages,
-        policy=BanditPolicy(
-            watched_weight=settings.bandit_watched_weight,
-            prior_strength=settings.bandit_prior_strength,
-            sampled_arms=0 if settings.bandit_sampler == "mean" else BanditPolicy.sampled_arms,
-        ),
+        policy=counts.policy,
         personal_weight=settings.personal_weight,
+    )
+
+
+def bandit_policy(settings: Settings) -> BanditPolicy:
+    return BanditPolicy(
+        watched_weight=settings.bandit_watched_weight,
+        prior_strength=settings.bandit_prior_strength,
+        sampled_arms=0 if settings.bandit_sampler == "mean" else BanditPolicy.sampled_arms,
     )
 
 

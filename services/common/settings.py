@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     lightfm_epochs: int = Field(60, ge=1, le=1000)
     lightfm_learning_rate: float = Field(0.02, gt=0, le=1)
     train_threads: int = Field(2, ge=1, le=64)
+    # Niceness of the long-running trainer's fitting thread: fits yield the cores to
+    # serving and ingestion in the same machine or pod.
+    training_nice: int = Field(10, ge=0, le=19)
     models_kept: int = Field(2, ge=1, le=20)
     # A long-running trainer keeps the last model selection (the family and its validation
     # metrics) and fits only that family; it validates again once the interactions grew by

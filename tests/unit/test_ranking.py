@@ -188,3 +188,31 @@ def test_a_deep_ranking_equals_its_pages_asked_one_at_a_time(seed: int, n: int, 
         now_shown[one_by_one] = True
         one_by_one += recommend(k=k, shown=now_shown, **common).items  # type: ignore[arg-type]
     assert deep.items == one_by_one
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(12, 80), k=st.integers(2, 10), seed=st.integers(0, 1000), data=st.data())
+def test_a_snapshots_orders_give_full_lists_of_unseen_items(n, k, seed, data) -> None:
+    rng = np.random.default_rng(seed)
+    impressions = rng.integers(0, 4, size=n).astype(np.float32)
+    base = rng.random(n).astype(np.float32)
+    rated, shown = masks(
+        n, [], data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n // 2))
+    )
+    result = recommend(
+        k=k,
+        base=base,
+        personal=None,
+        rated=rated,
+        shown=shown,
+        genres=None,
+        exploration_rate=0.3,
+        seed=seed,
+        impressions=impressions,
+        base_order=np.argsort(-base).astype(np.int64),
+        least_shown_order=np.argsort(impressions, kind="stable").astype(np.int64),
+    )
+    unseen = int((~shown).sum())
+    assert len(result.items) == k == len(set(result.items))
+    if unseen >= k:
+        assert not shown[result.items].any()
