@@ -10,8 +10,10 @@ from numpy.typing import NDArray
 
 from services.core.bandit import EXPLORATION_WINDOW, least_shown
 
-# How strongly an already-covered genre pushes an item down the list.
-GENRE_PENALTY = 0.6
+# How strongly an already-covered genre pushes an item down the list. 0.3 rather than 0.6:
+# in the cold-start replay P@10 rose from 0.126 to 0.141 while genre diversity stayed at
+# 0.89 (bench/online_replay.py, 3,000 users).
+GENRE_PENALTY = 0.3
 # Candidates considered for diversity re-ranking, as a multiple of k.
 POOL_FACTOR = 4
 

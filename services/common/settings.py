@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     exploration_rate: float = Field(0.1, ge=0, le=1)
     # The item bandit (services/core/bandit.py): a dislike's reward next to a like's (it was
     # watched), and the prior's weight in impressions.
-    bandit_watched_weight: float = Field(0.0, ge=0, le=1)
+    bandit_watched_weight: float = Field(0.3, ge=0, le=1)
     bandit_prior_strength: float = Field(2.0, gt=0)
     # "mean": rank by each item's posterior mean; "thompson": by a posterior draw for the
     # items with reactions (rotates lists between users, costs precision: docs/quality.md).

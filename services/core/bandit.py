@@ -35,9 +35,10 @@ IndexArray = NDArray[np.int64]
 class BanditPolicy:
     """How reactions become rewards, and how much an untried item is believed."""
 
-    # A dislike's reward relative to a like: it says the item was watched. 0 by default:
-    # in the cold-start replay a share of 0.3 cost precision (disliked items rose for all).
-    watched_weight: float = 0.0
+    # A dislike's reward relative to a like: it says the item was watched. In the cold-start
+    # replay (bench/online_replay.py, 3,000 users) 0.3 gave P@10 0.148/0.154 against
+    # 0.136/0.141 for 0 on two seeds: a watched item is likelier liked by the next user.
+    watched_weight: float = 0.3
     # The prior's weight, in impressions: how much evidence it takes to leave the prior.
     prior_strength: float = 10.0
     # Arms given a posterior draw per ranking: the most promising by an upper bound; the

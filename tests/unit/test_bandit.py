@@ -15,7 +15,7 @@ from services.core.bandit import (
 )
 from services.core.colikes import conditional_rates
 
-MEANS = BanditPolicy(sampled_arms=0)
+MEANS = BanditPolicy(sampled_arms=0, watched_weight=0.0)
 
 
 def stats(impressions: list[float], likes: list[float], dislikes: list[float] | None = None):  # type: ignore[no-untyped-def]
