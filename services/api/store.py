@@ -283,12 +283,13 @@ class ServingStore:
     async def catalogue_size(self) -> int:
         return int(await self.redis.hlen(self.keys.catalogue))
 
-    async def catalogue(self) -> tuple[int, dict[str, list[str]]]:
+    async def raw_catalogue(self) -> tuple[int, dict[bytes, bytes]]:
+        """The catalogue version and its items' stored genres (``parse_catalogue``)."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.get(self.keys.catalogue_version)
         pipe.hgetall(self.keys.catalogue)
         version, raw = await pipe.execute()
-        return int(version or 0), {k.decode(): json.loads(v) for k, v in raw.items()}
+        return int(version or 0), raw
 
     async def item_details(self, items: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
         """(id, title, genres) of the given ids that are in the catalogue, in order."""
@@ -349,6 +350,11 @@ class ServingStore:
         if batch:
             deleted += await self.redis.unlink(*batch)
         return deleted
+
+
+def parse_catalogue(raw: dict[bytes, bytes]) -> dict[str, list[str]]:
+    """Item id -> genres, from the catalogue hash as stored by ``add_items``."""
+    return {item.decode(): json.loads(genres) for item, genres in raw.items()}
 
 
 def _text(value: bytes | str) -> str:

@@ -18,13 +18,17 @@ from services.common.serving_model import ServingModel
 # When a user's action on an item changes (a first rating included), the item's like and
 # dislike counts move with it (the bandit's evidence: redelivered events change nothing),
 # and a new like is counted as co-liked with the user's latest likes.
+# A call pairs at most ``budget`` co-likes: a history of hundreds of likes sent in one event
+# must not hold Redis for long (its later likes are then counted, not paired).
 # KEYS: rated, prefetched list, feedback seq, active users, item likes, item dislikes,
-# recent likes. ARGV: (item, action, ts)..., co-likes key prefix, user, latest ts.
+# recent likes. ARGV: (item, action, ts)..., pair budget, co-likes kept, recent likes kept,
+# co-likes key prefix, user, latest ts.
 _APPLY_RATINGS = """
 local key, recent = KEYS[1], KEYS[7]
 local counts = {like = KEYS[5], dislike = KEYS[6]}
 local prefix = ARGV[#ARGV - 2]
 local recent_cap, colikes_kept = tonumber(ARGV[#ARGV - 3]), tonumber(ARGV[#ARGV - 4])
+local budget = tonumber(ARGV[#ARGV - 5])
 redis.call('DEL', KEYS[2])
 redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[4], 'GT', ARGV[#ARGV], ARGV[#ARGV - 1])
@@ -36,7 +40,7 @@ local function colike(a, b)
     redis.call('ZREMRANGEBYRANK', zset, 0, -(colikes_kept + 1))
   end
 end
-for i = 1, #ARGV - 5, 3 do
+for i = 1, #ARGV - 6, 3 do
   local item, action, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local old = redis.call('HGET', key, item)
   local old_ts, old_action = -1, nil
@@ -51,11 +55,12 @@ for i = 1, #ARGV - 5, 3 do
         redis.call('HINCRBY', counts[old_action], item, -1)
       end
       if counts[action] then redis.call('HINCRBY', counts[action], item, 1) end
-      if action == 'like' then
-        for _, other in ipairs(redis.call('LRANGE', recent, 0, -1)) do
+      if action == 'like' and budget > 0 then
+        for _, other in ipairs(redis.call('LRANGE', recent, 0, budget - 1)) do
           if other ~= item then
             colike(item, other)
             colike(other, item)
+            budget = budget - 1
           end
         end
         redis.call('LPUSH', recent, item)
@@ -68,9 +73,11 @@ return 1
 """
 
 # A new like is counted as co-liked with this many of the user's latest likes (bounds the
-# work of one like), and each item keeps about this many co-liked items (the most co-liked).
+# work of one like), each item keeps about this many co-liked items (the most co-liked), and
+# one call (one user's events of a batch) pairs at most this many.
 RECENT_LIKES_KEPT = 100
 COLIKES_KEPT = 500
+COLIKE_PAIRS_PER_CALL = 2000
 
 # A blob expires until the pointer switch makes it permanent: a trainer killed between the
 # upload and the switch leaves no orphan behind for long.
@@ -128,6 +135,7 @@ class FeedbackState:
                 ],
                 args=[
                     *args,
+                    COLIKE_PAIRS_PER_CALL,
                     COLIKES_KEPT,
                     RECENT_LIKES_KEPT,
                     self.keys.colikes(""),

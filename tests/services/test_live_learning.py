@@ -117,3 +117,16 @@ def test_a_first_like_brings_what_its_likers_also_liked_within_a_second(
     # A user with no likes sees the population's three picks alike.
     cold = client.get("/recs/cold?k=10").json()["item_ids"]
     assert {anchor, partner, rival} <= set(cold)
+
+
+def test_a_long_history_in_one_event_pairs_a_bounded_number_of_co_likes(
+    settings: Settings, redis_client: Redis
+) -> None:
+    from services.trainer.feedback_state import COLIKE_PAIRS_PER_CALL
+
+    keys = Keys(settings.key_prefix)
+    items = [f"i{n}" for n in range(300)]
+    feedback_state(settings, redis_client).apply([event("ann", items, ["like"] * 300)])
+    assert counts(redis_client, keys.item_likes) == dict.fromkeys(items, 1)
+    pairs = sum(redis_client.zcard(keys.colikes(item)) for item in items)
+    assert 0 < pairs <= 2 * COLIKE_PAIRS_PER_CALL
