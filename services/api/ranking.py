@@ -118,7 +118,6 @@ def recommend(
     impressions: NDArray[np.float32] | None = None,
     personal_weight: float = 1.0,
     page: int | None = None,
-    base_order: NDArray[np.int64] | None = None,
     least_shown_order: NDArray[np.int64] | None = None,
 ) -> Ranked:
     """Pick k distinct items: never rated ones, unseen ones first, some exploration.
@@ -129,10 +128,9 @@ def recommend(
     to ``base`` with ``personal_weight``. Exploration slots take the least shown items by
     ``impressions`` (at random when None). ``page`` (default k) is the length of the lists
     the k items will be shown in, page after page: each page is diversified on its own and
-    gets its share of exploration slots, at its end. ``base_order`` (every item by ``base``,
-    best first) and ``least_shown_order`` (every item by ``impressions``, least first), when
-    given, spare the full sorts: exploration then draws from the first unseen items of the
-    latter (``EXPLORATION_WINDOW``).
+    gets its share of exploration slots, at its end. ``least_shown_order`` (every item by
+    ``impressions``, least first), when given, spares a full sort: exploration then draws
+    from its first unseen items of the least shown tier (``EXPLORATION_WINDOW``).
     """
     rng = np.random.default_rng(seed)
     n_items = base.shape[0]
@@ -165,10 +163,7 @@ def recommend(
         need = n_main - len(picked)
         if need <= 0:
             break
-        if personal is None and base_order is not None:
-            ordered = base_order[pool[base_order]][: POOL_FACTOR * need]
-        else:
-            ordered = _top(key, pool, POOL_FACTOR * need)
+        ordered = _top(key, pool, POOL_FACTOR * need)
         chosen = _diverse_order(ordered, need, genres, page_main if n_explore else page)
         picked.extend(chosen)
         sources.extend(SOURCE_MODEL if personal_known[i] else SOURCE_POPULAR for i in chosen)

@@ -61,6 +61,9 @@ def _decode(entries: list[bytes]) -> tuple[list[str], list[str]]:
     return item_ids, sources
 
 
+# Below any real difference of two posterior means, above float32 noise.
+TIE_BREAK = 1e-6
+
 NO_HISTORY = UserView(
     liked=[], disliked=[], shown=set(), catalogue_version=0, model_version=None, feedback_seq="0"
 )
@@ -158,11 +161,12 @@ class Recommender:
             # A fresh draw per ranking: Thompson sampling's exploration and rotation.
             population = thompson_keys(counts, self.policy, rng)
         else:
-            population = snapshot.means
+            # Equal means (the untried items, thousands of them) in a fresh random order per
+            # ranking: with one order per snapshot, every user in between tried the same
+            # few (measured: coverage 1.0 -> 0.54, P@10 0.12 -> 0.07).
+            population = snapshot.means + rng.random(n, dtype=np.float32) * TIE_BREAK
         base = self._live_keys(state, counts, population, view, neighbours)
         personal = self._model_signal(state, user_id, view)
-        # The snapshot's order holds for everyone whose keys are the population's.
-        order = snapshot.order if base is snapshot.means else None
 
         def rank(depth: int) -> Ranked:
             return recommend(
@@ -177,7 +181,6 @@ class Recommender:
                 impressions=counts.impressions,
                 personal_weight=self.personal_weight,
                 page=k,
-                base_order=order,
                 least_shown_order=snapshot.least_shown_order,
             )
 

@@ -22,7 +22,7 @@ a population that changes its mind is followed because counts are live, not batc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -152,19 +152,17 @@ EXPLORATION_WINDOW = 256
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What one copy of the counts says for every user without a signal of their own: the
-    posterior means, the items in their order, and the least shown items first. Computed
-    once per copy, so the rankings of the many users in between cost no full sort."""
+    """What one copy of the counts says: the posterior means and the items from the least
+    shown. Computed once per copy, not per ranking."""
 
     stats: ItemStats
     means: FloatArray
-    order: IndexArray
     least_shown_order: IndexArray
 
     @classmethod
     def build(cls, stats: ItemStats, policy: BanditPolicy, rng: np.random.Generator) -> Snapshot:
-        means = thompson_keys(stats, replace(policy, sampled_arms=0), rng)
-        order = np.argsort(-means, kind="stable").astype(np.int64)
+        a, b = posterior(stats, policy)
+        means = (a / (a + b)).astype(np.float32)
         ties = rng.random(len(stats), dtype=np.float32)
         least = np.argsort(stats.impressions + ties, kind="stable").astype(np.int64)
-        return cls(stats, means, order, least)
+        return cls(stats, means, least)

@@ -209,7 +209,6 @@ def test_a_snapshots_orders_give_full_lists_of_unseen_items(n, k, seed, data) ->
         exploration_rate=0.3,
         seed=seed,
         impressions=impressions,
-        base_order=np.argsort(-base).astype(np.int64),
         least_shown_order=np.argsort(impressions, kind="stable").astype(np.int64),
     )
     unseen = int((~shown).sum())
