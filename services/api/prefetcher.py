@@ -45,7 +45,7 @@ async def prefetch_recent(settings: Settings, users: int, budget_seconds: float)
             if time.monotonic() - started > budget_seconds:
                 log.info("prefetch budget spent after %d of %d users", done, len(user_ids))
                 break
-            if await recommender.prefetch(user_id, settings.default_k):
+            if await recommender.prefetch(user_id, settings.default_k, settings.prefetch_ahead_ttl):
                 done += 1
             if done and done % 10_000 == 0:
                 log.info("prefetched %d of %d users", done, len(user_ids))

@@ -65,7 +65,13 @@ def _decode(entries: list[bytes]) -> tuple[list[str], list[str]]:
 TIE_BREAK = 1e-6
 
 NO_HISTORY = UserView(
-    liked=[], disliked=[], shown=set(), catalogue_version=0, model_version=None, feedback_seq="0"
+    liked=[],
+    disliked=[],
+    excluded=[],
+    shown=set(),
+    catalogue_version=0,
+    model_version=None,
+    feedback_seq="0",
 )
 
 
@@ -113,8 +119,9 @@ class Recommender:
         ranked = self._rank(state, snapshot, user_id, view, neighbours, k)
         return await self._serve(user_id, k, state, ranked, view.feedback_seq)
 
-    async def prefetch(self, user_id: str, k: int) -> int:
-        """Rank the user's next pages and store them all, nothing shown; returns how many."""
+    async def prefetch(self, user_id: str, k: int, ttl: float) -> int:
+        """Rank the user's next pages and store them all for ``ttl`` seconds, nothing shown;
+        returns how many."""
         state, snapshot, view, neighbours = await self._read(user_id)
         ranked = self._rank(state, snapshot, user_id, view, neighbours, k)
         if ranked.impressions_exhausted:
@@ -127,6 +134,7 @@ class Recommender:
             catalogue_version=state.catalogue_version,
             with_model=state.model is not None,
             feedback_seq=view.feedback_seq,
+            list_ttl=ttl,
         )
         return len(ranked.items)
 
@@ -150,9 +158,8 @@ class Recommender:
     ) -> Ranked:
         n = len(state.item_ids)
         rated = np.zeros(n, dtype=bool)
-        rated[
-            [i for i in map(state.item_index.get, view.liked + view.disliked) if i is not None]
-        ] = True
+        rated_ids = view.liked + view.disliked + view.excluded
+        rated[[i for i in map(state.item_index.get, rated_ids) if i is not None]] = True
         shown = np.zeros(n, dtype=bool)
         shown[[i for i in map(state.item_index.get, view.shown) if i is not None]] = True
         counts = snapshot.stats
@@ -275,6 +282,7 @@ def serving_store(redis: Redis, settings: Settings) -> ServingStore:
         Keys(settings.key_prefix),
         prefetch_ttl=settings.prefetch_ttl,
         impressions_ttl=settings.impressions_ttl,
+        types=settings.feedback_types,
     )
 
 

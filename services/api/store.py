@@ -13,6 +13,7 @@ from services.api.batched_script import BatchedScript
 from services.common.keys import Keys
 from services.common.lua import CLEAR_IF_EQUAL
 from services.core.bandit import ItemStats
+from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
 
 # The header of a prefetched list: "<1 if ranked with a model, else 0>|<catalogue version>".
 # A list ranked for another catalogue (a /cleanup, new items) is never served.
@@ -120,6 +121,9 @@ class UserView:
 
     liked: list[str]
     disliked: list[str]
+    # Rated with a watched or excluded feedback type (or one no longer configured): never
+    # shown again, no other signal.
+    excluded: list[str]
     shown: set[str]
     catalogue_version: int
     model_version: str | None
@@ -132,11 +136,15 @@ class ServingStore:
         redis: Redis,
         keys: Keys,
         *,
-        prefetch_ttl: float = 600.0,
+        prefetch_ttl: float = 10.0,
         impressions_ttl: float = 30 * 24 * 3600.0,
+        types: dict[str, FeedbackType] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
+        self.roles = {
+            action.encode(): feedback.role for action, feedback in (types or DEFAULT_TYPES).items()
+        }
         self.prefetch_ttl = max(1, round(prefetch_ttl))
         self.impressions_ttl = max(1, round(impressions_ttl))
         self._pop_prefetched = BatchedScript(redis, _POP_PREFETCHED)
@@ -154,14 +162,19 @@ class ServingStore:
         pipe.get(self.keys.model_current)
         pipe.get(self.keys.feedback_seq(user_id))
         rated, shown, cat_version, model_version, seq = await pipe.execute()
-        liked: list[tuple[float, str]] = []
-        disliked: list[tuple[float, str]] = []
+        by_role: dict[Role, list[tuple[float, str]]] = {role: [] for role in Role}
         for item, value in rated.items():
             action, _, ts = value.partition(b"|")
-            (liked if action == b"like" else disliked).append((float(ts or 0), item.decode()))
+            role = self.roles.get(action, Role.EXCLUDED)
+            by_role[role].append((float(ts or 0), item.decode()))
+
+        def newest_first(role: Role) -> list[str]:
+            return [item for _, item in sorted(by_role[role], reverse=True)]
+
         return UserView(
-            liked=[item for _, item in sorted(liked, reverse=True)],
-            disliked=[item for _, item in sorted(disliked, reverse=True)],
+            liked=newest_first(Role.POSITIVE),
+            disliked=newest_first(Role.NEGATIVE),
+            excluded=newest_first(Role.WATCHED) + newest_first(Role.EXCLUDED),
             shown={s.decode() for s in shown},
             catalogue_version=int(cat_version or 0),
             model_version=model_version.decode() if model_version else None,
@@ -203,10 +216,12 @@ class ServingStore:
         catalogue_version: int,
         with_model: bool = False,
         feedback_seq: str = "0",
+        list_ttl: float | None = None,
     ) -> list[bytes]:
         """Answer the first k ``entries`` (source letter + item id) still neither shown nor
         rated, recorded as shown (after emptying the shown set if ``reset``); the entries
-        after them become the user's next items. Returns the answered entries."""
+        after them become the user's next items for ``list_ttl`` seconds (default: the
+        store's ``prefetch_ttl``). Returns the answered entries."""
         reply = await self._record_shown(
             keys=[
                 self.keys.shown(user_id),
@@ -222,7 +237,7 @@ class ServingStore:
                 feedback_seq,
                 k,
                 f"{1 if with_model else 0}|{catalogue_version}",
-                self.prefetch_ttl,
+                self.prefetch_ttl if list_ttl is None else max(1, round(list_ttl)),
                 catalogue_version,
                 self.impressions_ttl,
                 user_id,

@@ -7,6 +7,7 @@ it falls back to, so both answer 200 under exactly the same guarantee.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from pydantic import TypeAdapter
 
@@ -19,11 +20,27 @@ EVENT_JSON: TypeAdapter[InteractEvent] = TypeAdapter(InteractEvent)
 _REJECTED_BY_BROKER = EVENTS_REJECTED.labels("broker")
 
 
-async def accept(event: InteractEvent, publisher: Publisher) -> str:
+class UnknownActionError(ValueError):
+    """The event names an action this instance is not configured for (a 422)."""
+
+
+def check_actions(event: InteractEvent, known: Collection[str]) -> None:
+    unknown = sorted(set(event.actions) - set(known))
+    if unknown:
+        raise UnknownActionError(
+            f"unknown action {', '.join(map(repr, unknown))}: this instance accepts "
+            f"{', '.join(sorted(known))} (RECSYS_FEEDBACK_TYPES)"
+        )
+
+
+async def accept(event: InteractEvent, publisher: Publisher, known: Collection[str]) -> str:
     """Return the broker's message id once it holds a persistent copy of ``event``.
 
-    Raises :class:`BrokerUnavailableError` (counted as rejected) when it does not.
+    Raises :class:`UnknownActionError` for an action not in ``known`` (nothing published)
+    and :class:`BrokerUnavailableError` (counted as rejected) when the broker did not
+    confirm.
     """
+    check_actions(event, known)
     if event.timestamp is None:
         # The event was validated for this request alone: stamp it in place, no model copy.
         event.timestamp = time.time()

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.collector.accept import EVENT_JSON, accept
+from services.collector.accept import EVENT_JSON, UnknownActionError, accept
 from services.common.broker import BrokerUnavailableError, Publisher
 from services.common.http import error_body
 
@@ -60,9 +60,14 @@ class InteractFastPath:
             # The route re-parses it and answers with the documented error body.
             await self.app(scope, _replay(body, receive), send)
             return
-        publisher: Publisher = scope["app"].state.publisher
+        state = scope["app"].state
+        publisher: Publisher = state.publisher
         try:
-            message_id = await accept(event, publisher)
+            message_id = await accept(event, publisher, state.settings.feedback_types)
+        except UnknownActionError:
+            # The route checks again and answers with the documented error body.
+            await self.app(scope, _replay(body, receive), send)
+            return
         except BrokerUnavailableError as error:
             await JSONResponse(error_body(str(error)), status_code=503)(scope, receive, send)
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -40,4 +41,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     [route] = [r for r in interact.router.routes if getattr(r, "path", None) == PATH]
     app.add_middleware(InteractFastPath, route=route)
     install_common(app, service="collector", settings=settings)
+    _document_actions(app, sorted(settings.feedback_types))
     return app
+
+
+def _document_actions(app: FastAPI, actions: list[str]) -> None:
+    """The OpenAPI document names the actions this instance accepts (a setting, so the
+    event model alone cannot)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            event = schema["components"]["schemas"]["InteractEvent"]
+            event["properties"]["actions"]["items"]["enum"] = actions
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

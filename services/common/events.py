@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from services.core.feedback import ACTION_PATTERN
 
 MAX_ID_LENGTH = 256
 MAX_ITEMS_PER_EVENT = 1000
@@ -15,7 +17,10 @@ ItemId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
 ]
-Action = Literal["like", "dislike"]
+# Which names are accepted is configuration (RECSYS_FEEDBACK_TYPES, checked by the collector);
+# the event itself only keeps names well formed, so an event accepted under an earlier
+# configuration is never dropped later.
+Action = Annotated[str, StringConstraints(pattern=ACTION_PATTERN)]
 
 
 def has_control_characters(text: str) -> bool:

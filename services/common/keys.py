@@ -33,12 +33,14 @@ class Keys:
 
     @property
     def item_likes(self) -> str:
-        """HASH item id -> how many users like it now (the bandit's rewards)."""
+        """HASH item id -> how many users like it now (a positive feedback type): the
+        bandit's rewards."""
         return f"{self.prefix}items:likes"
 
     @property
     def item_dislikes(self) -> str:
-        """HASH item id -> how many users dislike it now (watched: a partial reward)."""
+        """HASH item id -> how many users watched it without liking it now (a negative or a
+        watched feedback type): a partial reward."""
         return f"{self.prefix}items:dislikes"
 
     @property

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.core.feedback import ACTION_PATTERN, DEFAULT_TYPES, FeedbackType
 
 
 class Settings(BaseSettings):
@@ -41,6 +44,11 @@ class Settings(BaseSettings):
     )
     default_k: int = Field(10, ge=1, le=1000)
     max_k: int = Field(100, ge=1, le=10000)
+    # What each action a client may send means (services/core/feedback.py): its role
+    # (positive, negative, watched, excluded) and training weight. JSON in the environment,
+    # e.g. {"like": {"role": "positive"}, "dislike": {"role": "negative"},
+    # "view": {"role": "watched", "weight": 0.2}}.
+    feedback_types: dict[str, FeedbackType] = Field(default_factory=lambda: dict(DEFAULT_TYPES))
     # Share of each page that goes to the least shown items (every item gets a chance).
     exploration_rate: float = Field(0.1, ge=0, le=1)
     # The item bandit (services/core/bandit.py): a dislike's reward next to a like's (it was
@@ -56,8 +64,12 @@ class Settings(BaseSettings):
     # Seconds an api replica serves from its copy of the bandit's counts before reading them
     # again (in the background): how soon every replica sees a reaction.
     live_counts_max_age: float = Field(0.5, gt=0, le=60)
-    # A prefetched list older than this is dropped: the population's evidence moved on.
-    prefetch_ttl: float = Field(600.0, gt=0)
+    # Seconds a list ranked by a request lives: the next pages of the same visit come from
+    # it, a later visit is ranked afresh with what the population has taught since (a list
+    # kept for minutes served users of the cold phase its junk again when they came back).
+    prefetch_ttl: float = Field(10.0, gt=0)
+    # Seconds a list ranked ahead by the trainer (after a model, `recsys prefetch`) lives.
+    prefetch_ahead_ttl: float = Field(600.0, gt=0)
     # A user's impressions (what they were shown) expire this long after their last /recs,
     # so keys created by anonymous callers never live forever.
     impressions_ttl: float = Field(30 * 24 * 3600.0, gt=0)
@@ -114,6 +126,16 @@ class Settings(BaseSettings):
     # OpenTelemetry SDK is configured.
     opentelemetry: bool = False
     termination_log: Path | None = None
+
+    @field_validator("feedback_types")
+    @classmethod
+    def _action_names(cls, value: dict[str, FeedbackType]) -> dict[str, FeedbackType]:
+        bad = [name for name in value if not re.fullmatch(ACTION_PATTERN, name)]
+        if bad or not value:
+            raise ValueError(
+                f"feedback type names must match {ACTION_PATTERN} (got {bad or 'none'})"
+            )
+        return value
 
     @field_validator("redis_url", "amqp_url", "admin_token")
     @classmethod

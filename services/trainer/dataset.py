@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from services.common.events import StoredEvent
+from services.core.feedback import DEFAULT_TYPES, training_values
 
 LIKE = 1.0
 DISLIKE = -1.0
@@ -85,13 +86,24 @@ def from_triples(
     return Interactions(list(user_index), list(item_index), users, items, values, stamps)
 
 
-def from_events(events: Iterable[StoredEvent], item_ids: Iterable[str] = ()) -> Interactions:
-    """Flatten logged events into deduplicated interactions."""
+# Training value per action of the default feedback types (services/core/feedback.py).
+DEFAULT_VALUES: Mapping[str, float] = training_values(DEFAULT_TYPES)
+
+
+def from_events(
+    events: Iterable[StoredEvent],
+    item_ids: Iterable[str] = (),
+    values: Mapping[str, float] = DEFAULT_VALUES,
+) -> Interactions:
+    """Flatten logged events into deduplicated interactions (actions without a training
+    value in ``values`` are left out)."""
 
     def triples() -> Iterable[tuple[str, str, float, float]]:
         for event in events:
             for item, action in zip(event.item_ids, event.actions, strict=True):
-                yield event.user_id, item, LIKE if action == "like" else DISLIKE, event.timestamp
+                value = values.get(action)
+                if value is not None:
+                    yield event.user_id, item, value, event.timestamp
 
     return from_triples(triples(), item_ids)
 
@@ -111,7 +123,10 @@ class InteractionStore:
     from an earlier snapshot (item neighbours) stay aligned with later ones.
     """
 
-    def __init__(self, item_ids: Iterable[str] = ()) -> None:
+    def __init__(
+        self, item_ids: Iterable[str] = (), values: Mapping[str, float] = DEFAULT_VALUES
+    ) -> None:
+        self.action_values = values
         self.user_index: dict[str, int] = {}
         self.item_index: dict[str, int] = {
             item: i for i, item in enumerate(dict.fromkeys(item_ids))
@@ -134,14 +149,18 @@ class InteractionStore:
         values: list[float] = []
         stamps: list[float] = []
         user_index, item_index = self.user_index, self.item_index
+        action_values = self.action_values
         added = 0
         for event in events:
             added += 1
             user = user_index.setdefault(event.user_id, len(user_index))
             for item, action in zip(event.item_ids, event.actions, strict=True):
+                value = action_values.get(action)
+                if value is None:
+                    continue
                 users.append(user)
                 items.append(item_index.setdefault(item, len(item_index)))
-                values.append(LIKE if action == "like" else DISLIKE)
+                values.append(value)
                 stamps.append(event.timestamp)
             if len(users) >= MERGE_BATCH:
                 self._merge(users, items, values, stamps)

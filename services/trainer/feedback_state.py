@@ -11,21 +11,30 @@ from services.common.events import StoredEvent
 from services.common.keys import Keys
 from services.common.lua import CLEAR_IF_EQUAL
 from services.common.serving_model import ServingModel
+from services.core.feedback import DEFAULT_TYPES, FeedbackType, roles_argument
 
 # Latest action wins per (user, item): an older event arriving late never overrides. The
 # user's prefetched list is dropped and the feedback counter bumped, so the next /recs ranks
 # with this rating (and a ranking already under way does not store a list without it).
-# When a user's action on an item changes (a first rating included), the item's like and
-# dislike counts move with it (the bandit's evidence: redelivered events change nothing),
-# and a new like is counted as co-liked with the user's latest likes.
+# When a user's action on an item changes (a first rating included), the item's counts move
+# with it by the actions' roles (services/core/feedback.py: positive counts as a like,
+# negative and watched as watched; the bandit's evidence, unchanged by redelivered events),
+# and a new positive is counted as co-liked with the user's latest positives.
 # A call pairs at most ``budget`` co-likes: a history of hundreds of likes sent in one event
 # must not hold Redis for long (its later likes are then counted, not paired).
 # KEYS: rated, prefetched list, feedback seq, active users, item likes, item dislikes,
-# recent likes. ARGV: (item, action, ts)..., pair budget, co-likes kept, recent likes kept,
-# co-likes key prefix, user, latest ts.
+# recent likes. ARGV: (item, action, ts)..., roles ("like=positive,..."), pair budget,
+# co-likes kept, recent likes kept, co-likes key prefix, user, latest ts.
 _APPLY_RATINGS = """
 local key, recent = KEYS[1], KEYS[7]
-local counts = {like = KEYS[5], dislike = KEYS[6]}
+local roles = {}
+for action, role in string.gmatch(ARGV[#ARGV - 6], '([^=,]+)=([^,]+)') do
+  roles[action] = role
+end
+local by_role = {positive = KEYS[5], negative = KEYS[6], watched = KEYS[6]}
+local function counter(action)
+  if action then return by_role[roles[action] or ''] end
+end
 local prefix = ARGV[#ARGV - 2]
 local recent_cap, colikes_kept = tonumber(ARGV[#ARGV - 3]), tonumber(ARGV[#ARGV - 4])
 local budget = tonumber(ARGV[#ARGV - 5])
@@ -40,7 +49,7 @@ local function colike(a, b)
     redis.call('ZREMRANGEBYRANK', zset, 0, -(colikes_kept + 1))
   end
 end
-for i = 1, #ARGV - 6, 3 do
+for i = 1, #ARGV - 7, 3 do
   local item, action, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local old = redis.call('HGET', key, item)
   local old_ts, old_action = -1, nil
@@ -51,11 +60,12 @@ for i = 1, #ARGV - 6, 3 do
   if ts >= old_ts then
     redis.call('HSET', key, item, action .. '|' .. ARGV[i + 2])
     if old_action ~= action then
-      if old_action and counts[old_action] then
-        redis.call('HINCRBY', counts[old_action], item, -1)
+      local before, after = counter(old_action), counter(action)
+      if before ~= after then
+        if before then redis.call('HINCRBY', before, item, -1) end
+        if after then redis.call('HINCRBY', after, item, 1) end
       end
-      if counts[action] then redis.call('HINCRBY', counts[action], item, 1) end
-      if action == 'like' and budget > 0 then
+      if roles[action] == 'positive' and budget > 0 then
         for _, other in ipairs(redis.call('LRANGE', recent, 0, budget - 1)) do
           if other ~= item then
             colike(item, other)
@@ -104,9 +114,12 @@ return 1
 
 
 class FeedbackState:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, types: dict[str, FeedbackType] | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.roles = roles_argument(types or DEFAULT_TYPES)
         self._apply = redis.register_script(_APPLY_RATINGS)
         self._publish = redis.register_script(_PUBLISH)
         self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
@@ -135,6 +148,7 @@ class FeedbackState:
                 ],
                 args=[
                     *args,
+                    self.roles,
                     COLIKE_PAIRS_PER_CALL,
                     COLIKES_KEPT,
                     RECENT_LIKES_KEPT,

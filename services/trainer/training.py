@@ -19,6 +19,7 @@ from services.common.metrics import (
 )
 from services.common.serving_model import ServingModel
 from services.common.settings import Settings
+from services.core.feedback import training_values
 from services.trainer.carryover import LogSnapshot, PublishedNeighbours, Selection, SelectionRecord
 from services.trainer.dataset import Interactions, InteractionStore
 from services.trainer.feedback_state import FeedbackState
@@ -112,7 +113,7 @@ class Trainer:
     def _reset(self, epoch: str | None) -> None:
         self._epoch = epoch
         self._cursor = LogCursor()
-        self._store = InteractionStore()
+        self._store = InteractionStore(values=training_values(self.settings.feedback_types))
         self._selection: Selection | None = None
         self._neighbours: _KnownNeighbours | None = None
         self._published: PublishedNeighbours | None = None

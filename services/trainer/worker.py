@@ -31,7 +31,7 @@ def _state(settings: Settings) -> FeedbackState:
         socket_timeout=settings.redis_timeout * 5,
         socket_connect_timeout=settings.redis_timeout,
     )
-    return FeedbackState(redis, Keys(settings.key_prefix))
+    return FeedbackState(redis, Keys(settings.key_prefix), settings.feedback_types)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

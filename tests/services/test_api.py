@@ -361,8 +361,9 @@ def test_prefetch_stores_pages_without_showing_them(
     items, genres = catalogue(100)
     add(client, items, genres)
     recommender = client.app.state.recommender  # type: ignore[attr-defined]
-    stored = client.portal.call(recommender.prefetch, "early", 10)  # type: ignore[union-attr]
+    stored = client.portal.call(recommender.prefetch, "early", 10, 600)  # type: ignore[union-attr]
     assert stored == 10 * settings.prefetch_pages
+    assert redis_client.ttl(f"{settings.key_prefix}user:early:next") > settings.prefetch_ttl
     assert not redis_client.exists(f"{settings.key_prefix}user:early:shown")
     upcoming = _upcoming(redis_client, f"{settings.key_prefix}user:early:next")
     before = _prefetch_counts(client)
@@ -455,3 +456,13 @@ def test_prefetch_recent_ranks_the_latest_raters_first(
     assert redis_client.llen(f"{settings.key_prefix}user:r4:next") == 1 + depth
     # Their lists never hold what they rated.
     assert f"m{items[4]}" not in _upcoming(redis_client, f"{settings.key_prefix}user:r4:next")
+
+
+def test_a_list_ranked_by_a_request_lives_only_for_the_visit(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(100)
+    add(client, items, genres)
+    recs(client, "visitor")
+    ttl = redis_client.ttl(f"{settings.key_prefix}user:visitor:next")
+    assert 0 < ttl <= settings.prefetch_ttl

@@ -11,6 +11,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from services.collector.fast_path import InteractFastPath
 from services.common.broker import BrokerUnavailableError
+from services.common.settings import Settings
 
 EVENT = {"user_id": "u", "item_ids": ["i"], "actions": ["like"], "timestamp": 1726148676.5}
 
@@ -52,7 +53,7 @@ def call(
     inner = Inner()
     route = object()
     app = InteractFastPath(inner, route=route)
-    state = SimpleNamespace(publisher=publisher or FakePublisher())
+    state = SimpleNamespace(publisher=publisher or FakePublisher(), settings=Settings())
     scope: dict[str, Any] = {
         "type": "http",
         "path": path,
@@ -150,3 +151,12 @@ def test_client_gone_before_the_body_ends_gets_no_answer() -> None:
 
     asyncio.run(app(scope, receive, send))
     assert sent == [] and inner.bodies == []
+
+
+def test_an_unknown_action_goes_to_the_route_and_nothing_is_published() -> None:
+    publisher = FakePublisher()
+    body = b'{"user_id": "u", "item_ids": ["a"], "actions": ["purchase"]}'
+    inner, sent, _ = call(body, publisher=publisher)
+    assert inner.bodies == [body]  # the route answers the 422 with the documented body
+    assert publisher.bodies == []
+    assert sent[0]["status"] == 299

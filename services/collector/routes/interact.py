@@ -8,9 +8,9 @@ the OpenAPI schema.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
-from services.collector.accept import accept
+from services.collector.accept import UnknownActionError, accept
 from services.collector.deps import PublisherDep
 from services.common.broker import BrokerUnavailableError
 from services.common.events import InteractEvent
@@ -25,10 +25,15 @@ router = APIRouter(tags=["feedback"])
         503: {"description": "the broker did not confirm (nothing stored)"},
     },
 )
-async def interact(event: InteractEvent, publisher: PublisherDep) -> dict[str, str]:
-    """Accept likes/dislikes; 200 means the broker holds a persistent copy."""
+async def interact(
+    event: InteractEvent, publisher: PublisherDep, request: Request
+) -> dict[str, str]:
+    """Accept likes/dislikes (the configured feedback types); 200 means the broker holds a
+    persistent copy."""
     try:
-        message_id = await accept(event, publisher)
+        message_id = await accept(event, publisher, request.app.state.settings.feedback_types)
+    except UnknownActionError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     except BrokerUnavailableError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     return {"status": "ok", "event_id": message_id}
