@@ -11,6 +11,8 @@ from services.core.feedback import ACTION_PATTERN
 
 MAX_ID_LENGTH = 256
 MAX_ITEMS_PER_EVENT = 1000
+# Unix seconds; about the year 5138, far beyond any real event.
+MAX_TIMESTAMP = 10**11
 
 # Ids are opaque strings; control characters are refused so ids stay printable in logs and keys.
 ItemId = Annotated[
@@ -36,7 +38,7 @@ class InteractEvent(BaseModel):
     user_id: ItemId
     item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
     actions: list[Action] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
-    timestamp: float | None = Field(default=None, ge=0, le=1e11)
+    timestamp: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP)
 
     @model_validator(mode="before")
     @classmethod
@@ -44,7 +46,9 @@ class InteractEvent(BaseModel):
         # Strict mode refuses ints for floats; clients send Unix seconds as either.
         if isinstance(data, dict):
             ts = data.get("timestamp")
-            if isinstance(ts, int) and not isinstance(ts, bool):
+            # Beyond the bound an int stays an int and fails validation (a 422): float() of
+            # a huge one raises OverflowError, which would be a 500.
+            if isinstance(ts, int) and not isinstance(ts, bool) and abs(ts) <= MAX_TIMESTAMP:
                 data = {**data, "timestamp": float(ts)}
         return data
 

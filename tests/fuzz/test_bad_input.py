@@ -50,6 +50,9 @@ HOSTILE = {
     "huge number": b'{"user_id": "u", "item_ids": ["a"], "actions": ["like"], "timestamp": 1'
     + b"0" * 5000
     + b"}",
+    "huge integer": b'{"user_id": "u", "item_ids": ["a"], "actions": ["like"], "timestamp": 1'
+    + b"0" * 400
+    + b"}",
     "NaN": b'{"user_id": "u", "item_ids": ["a"], "actions": ["like"], "timestamp": NaN}',
     "not json": b"user_id=u&item_ids=a",
     "empty": b"",

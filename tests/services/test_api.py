@@ -466,3 +466,18 @@ def test_a_list_ranked_by_a_request_lives_only_for_the_visit(
     recs(client, "visitor")
     ttl = redis_client.ttl(f"{settings.key_prefix}user:visitor:next")
     assert 0 < ttl <= settings.prefetch_ttl
+
+
+def test_keys_an_anonymous_caller_creates_all_expire(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    items, genres = catalogue(100)
+    add(client, items, genres)
+    for page in range(3):
+        recs(client, f"drive-by-{page}")
+        recs(client, f"drive-by-{page}")
+    per_user = [
+        key for key in redis_client.scan_iter(match=f"{settings.key_prefix}user:drive-by-*")
+    ]
+    assert per_user
+    assert all(0 < redis_client.ttl(key) <= settings.impressions_ttl for key in per_user)
