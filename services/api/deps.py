@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from services.api.recommender import Recommender
 from services.api.serving_state import ServingStateCache
 from services.api.store import ServingStore
-from services.common.admin import AdminTokenHeader, check_admin_token
+from services.common.admin import AdminTokenHeader, check_admin_token, check_not_cross_site
 from services.common.broker import Publisher
 from services.common.settings import Settings
 
@@ -46,7 +46,13 @@ RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 
 
-async def require_admin(settings: SettingsDep, token: str | None = AdminTokenHeader) -> None:
+async def require_admin(
+    request: Request, settings: SettingsDep, token: str | None = AdminTokenHeader
+) -> None:
+    headers = request.headers
+    check_not_cross_site(
+        headers.get("sec-fetch-site"), headers.get("origin"), settings.cors_origin_list
+    )
     check_admin_token(settings.admin_token, token)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -18,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, OVERLOAD_REJECTIONS
 from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -218,12 +221,23 @@ def error_body(message: str, details: Any = None) -> dict[str, Any]:
 
 def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
     """Add CORS, metrics, body and concurrency limits, JSON errors and GET /metrics."""
+    origins = settings.cors_origin_list
+    # The admin token header only for origins named one by one: a page of any site (the
+    # default "*") may send feedback and read recommendations, never administer.
+    allowed_headers = ["content-type", "accept", "accept-language", "content-language"]
+    if "*" not in origins:
+        allowed_headers.append("x-admin-token")
     app.add_middleware(
         CORS,
-        allow_origins=settings.cors_origin_list,
+        allow_origins=origins,
         allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["*"],
+        allow_headers=allowed_headers,
     )
+    if settings.admin_token is None and service == "api":
+        log.warning(
+            "RECSYS_ADMIN_TOKEN is not set: /cleanup and /add_items are open to anyone who "
+            "reaches this port (fine on a laptop; set a token anywhere else)"
+        )
     app.add_middleware(BodySizeLimit)
     # Outside the body limit and CORS, inside metrics: refusals are still counted.
     app.add_middleware(

@@ -481,3 +481,64 @@ def test_keys_an_anonymous_caller_creates_all_expire(
     ]
     assert per_user
     assert all(0 < redis_client.ttl(key) <= settings.impressions_ttl for key in per_user)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"sec-fetch-site": "cross-site"},  # an <img src=".../cleanup"> on another site
+        {"sec-fetch-site": "cross-site", "origin": "https://evil.example"},  # fetch()
+    ],
+)
+def test_a_browser_on_another_site_cannot_wipe_or_fill_the_instance(
+    client: TestClient, settings: Settings, redis_client: Redis, headers: dict[str, str]
+) -> None:
+    items, genres = catalogue(10)
+    add(client, items, genres)
+    for method in (client.get, client.post):
+        response = method("/cleanup", headers=headers)
+        assert response.status_code == 403 and "another site" in response.json()["error"]
+    refused = client.post("/add_items", json={"item_ids": ["x"]}, headers=headers)
+    assert refused.status_code == 403
+    assert redis_client.hlen(f"{settings.key_prefix}catalogue") == 10
+    # Server-side clients (no browser headers) and the same site still can.
+    assert client.get("/cleanup", headers={"sec-fetch-site": "same-origin"}).status_code == 200
+
+
+def test_the_admin_token_header_is_not_offered_to_every_origin(client: TestClient) -> None:
+    preflight = client.options(
+        "/cleanup",
+        headers={
+            "origin": "https://any.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "x-admin-token",
+        },
+    )
+    assert preflight.status_code == 400  # Starlette refuses a disallowed header
+    feedback = client.options(
+        "/recs/u",
+        headers={
+            "origin": "https://any.example",
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert feedback.status_code == 200
+
+
+def test_named_origins_may_administer_others_may_not(settings: Settings) -> None:
+    named = settings.model_copy(update={"cors_origins": "https://admin.example"})
+    with TestClient(create_app(named)) as client:
+        other = client.get("/cleanup", headers={"origin": "https://evil.example"})
+        assert other.status_code == 403
+        own = client.get("/cleanup", headers={"origin": "https://admin.example"})
+        assert own.status_code == 200
+        preflight = client.options(
+            "/cleanup",
+            headers={
+                "origin": "https://admin.example",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "x-admin-token",
+            },
+        )
+        assert preflight.status_code == 200
