@@ -34,7 +34,8 @@ async def prefetch_recent(settings: Settings, users: int, budget_seconds: float)
         recommender = build_recommender(
             store,
             ServingStateCache(store),
-            ItemStatsCache(store, settings.live_counts_max_age, bandit_policy(settings)),
+            # A batch over many users: the counts need not be re-read twice a second.
+            ItemStatsCache(store, max(settings.live_counts_max_age, 5.0), bandit_policy(settings)),
             settings,
             settings.prefetch_pages_ahead,
         )

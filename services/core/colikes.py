@@ -20,8 +20,8 @@ IndexArray = NDArray[np.int64]
 
 # Liked items whose neighbours are read per ranking (the most recent), and neighbours kept
 # per liked item (the most co-liked): bounds the work of a request whatever the history.
-RECENT_LIKES = 30
-NEIGHBOURS_PER_LIKE = 100
+RECENT_LIKES = 20
+NEIGHBOURS_PER_LIKE = 50
 # Pseudo-observations of the item's population rate behind each conditional estimate: how
 # much co-like evidence it takes to move away from what everyone likes.
 CONDITIONAL_PRIOR = 5.0

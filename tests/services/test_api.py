@@ -389,8 +389,8 @@ def test_new_users_are_shown_what_earlier_users_liked(
     _wait_for_counts(client, settings)
     lists = [recs(client, f"newcomer-{i}") for i in range(20)]
     assert all(set(loved) <= set(items_) for items_ in lists)
-    # Everything else rotates: Thompson draws and exploration differ per user.
-    assert len({tuple(sorted(set(x) - set(loved))) for x in lists}) > 15
+    # Everything else rotates: tie orders and exploration differ between the rankings.
+    assert len({tuple(sorted(set(x) - set(loved))) for x in lists}) >= 5
 
 
 def test_items_ignored_by_many_users_sink(
