@@ -246,18 +246,15 @@ class ServingStore:
         )
         return list(reply)
 
-    async def item_counts(self, item_index: dict[str, int]) -> ItemStats:
-        """Impressions, likes and dislikes per catalogue item (the bandit's evidence), and
-        how many users were shown anything."""
+    async def raw_item_counts(self) -> RawCounts:
+        """Impressions, likes and dislikes per item id as stored (the bandit's evidence),
+        and how many users were shown anything; ``item_stats`` aligns them."""
         pipe = self.redis.pipeline(transaction=False)
         for key in (self.keys.item_impressions, self.keys.item_likes, self.keys.item_dislikes):
             pipe.hgetall(key)
         pipe.pfcount(self.keys.users_shown)
-        *replies, users = await pipe.execute()
-        impressions, likes, dislikes = (
-            {_text(item): float(count) for item, count in reply.items()} for reply in replies
-        )
-        return ItemStats.from_counts(item_index, impressions, likes, dislikes, float(users))
+        impressions, likes, dislikes, users = await pipe.execute()
+        return RawCounts(impressions, likes, dislikes, float(users))
 
     async def colikes(self, item_ids: Sequence[str], limit: int) -> list[list[tuple[str, float]]]:
         """Per item, its ``limit`` most co-liked items with their counts."""
@@ -365,6 +362,23 @@ class ServingStore:
         if batch:
             deleted += await self.redis.unlink(*batch)
         return deleted
+
+
+@dataclass(frozen=True)
+class RawCounts:
+    impressions: dict[bytes, bytes]
+    likes: dict[bytes, bytes]
+    dislikes: dict[bytes, bytes]
+    users: float
+
+
+def item_stats(raw: RawCounts, item_index: dict[str, int]) -> ItemStats:
+    """The counts aligned with a serving state's items (ids outside it are ignored)."""
+    impressions, likes, dislikes = (
+        {_text(item): float(count) for item, count in counts.items()}
+        for counts in (raw.impressions, raw.likes, raw.dislikes)
+    )
+    return ItemStats.from_counts(item_index, impressions, likes, dislikes, raw.users)
 
 
 def parse_catalogue(raw: dict[bytes, bytes]) -> dict[str, list[str]]:
