@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.api.ranking import recommend
 from services.core.bandit import BanditPolicy, ItemStats, thompson_keys
 from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
+from services.core.ranking import recommend
+from services.core.ranking_metrics import genre_diversity
 from services.evaluation.datasets import Ratings
-from services.evaluation.metrics import genre_diversity
 from services.evaluation.movielens import DEFAULT_CACHE, load_ml100k
 
 
@@ -184,7 +184,7 @@ def main() -> None:
     args = p.parse_args()
     ratings = load_ml100k(DEFAULT_CACHE)
     if args.genre_penalty is not None:
-        import services.api.ranking as ranking
+        import services.core.ranking as ranking
 
         ranking.GENRE_PENALTY = args.genre_penalty
     if args.baseline:

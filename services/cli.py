@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return _serve("services.collector.main:create_app", settings.collector_port)
     if args.command == "prefetch":
         _single_threaded_blas()
-        from services.api.prefetcher import run_prefetch
+        from services.core.prefetcher import run_prefetch
 
         run_prefetch(settings, args.users, args.budget)
         return 0

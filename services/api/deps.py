@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.api.recommender import Recommender
-from services.api.serving_state import ServingStateCache
-from services.api.store import ServingStore
 from services.common.admin import AdminTokenHeader, check_admin_token, check_not_cross_site
 from services.common.broker import Publisher
 from services.common.settings import Settings
+from services.core.recommender import Recommender
+from services.core.serving_state import ServingStateCache
+from services.core.serving_store import ServingStore
 
 
 async def get_settings(request: Request) -> Settings:

@@ -8,14 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.api.live_counts import ItemStatsCache
 from services.api.prefetched_recs import PrefetchedRecs
-from services.api.recommender import bandit_policy, build_recommender, serving_store
 from services.api.routes import admin, catalogue, demo, health, recs
-from services.api.serving_state import ServingStateCache
 from services.common.broker import open_publisher
 from services.common.http import install_common, telemetry
 from services.common.settings import Settings, get_settings
+from services.core.live_counts import ItemStatsCache
+from services.core.recommender import bandit_policy, build_recommender, serving_store
+from services.core.serving_state import ServingStateCache
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

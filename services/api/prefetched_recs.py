@@ -18,8 +18,8 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.api.recommender import Recommender
 from services.common.events import MAX_ID_LENGTH, has_control_characters
+from services.core.recommender import Recommender
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from rich.table import Table
 
 from services.evaluation.datasets import Feedback, Ratings
 from services.evaluation.movielens import DEFAULT_CACHE, load_ml100k
-from services.evaluation.offline import evaluate_model
 from services.evaluation.online import online_section, with_online_section
-from services.evaluation.splits import stratified_split, temporal_split
 from services.evaluation.synthetic import SyntheticConfig, generate
 from services.trainer.dataset import Interactions
 from services.trainer.models import ModelParams, fit_model
 from services.trainer.selection import select_model
+from services.trainer.splits import stratified_split, temporal_split
+from services.trainer.validation import evaluate_model
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def markdown(rows: Sequence[Row], argv: Sequence[str], params: ModelParams, feed
         "- Protocols: `stratified` = random 75/25 per user (Microsoft Recommenders);"
         " `temporal` = each user's latest 25% held out.",
         "- Items the user rated in training are removed from the ranking; top 10; metrics are"
-        " averaged over test users. Ranking goes through `services.common.scoring.score_items`,"
+        " averaged over test users. Ranking goes through `services.core.scoring.score_items`,"
         " the path the api serves.",
         "- `most-popular`: the non-personalised baseline. `popularity`: the popularity family as"
         " served (popularity plus co-occurrence neighbours of the user's likes)."

@@ -36,8 +36,8 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from services.core.ranking_metrics import genre_diversity
 from services.evaluation.datasets import Ratings
-from services.evaluation.metrics import genre_diversity
 from services.evaluation.movielens import DEFAULT_CACHE, load_ml100k
 from services.evaluation.synthetic import SyntheticConfig, generate
 

@@ -44,7 +44,6 @@ class IngestStats:
     duplicates: int = 0
     rejected: int = 0
     cleanups: int = 0
-    last_stored_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -153,7 +152,6 @@ class Ingester:
         self._retry_redis(pause, lambda: self.state.apply(batch))
         with self.stats.lock:
             self.stats.stored += len(fresh)
-            self.stats.last_stored_at = time.time()
         if self.on_stored is not None and fresh:
             self.on_stored(fresh)
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from services.common.serving_model import ServingModel
-from services.evaluation.offline import evaluate_model
-from services.evaluation.splits import stratified_split, temporal_split
 from services.trainer.dataset import Interactions
 from services.trainer.models import FAMILIES, ModelParams, fit_model
+from services.trainer.splits import stratified_split, temporal_split
+from services.trainer.validation import evaluate_model
 
 log = logging.getLogger(__name__)
 

@@ -103,7 +103,7 @@ def prefetch_after_publish(settings: Settings) -> None:
     # log tail) do without the api's modules.
     from threadpoolctl import threadpool_limits
 
-    from services.api.prefetcher import run_prefetch
+    from services.core.prefetcher import run_prefetch
 
     # One BLAS thread: per-user products are small, and threads made them 3x slower.
     with threadpool_limits(limits=1, user_api="blas"):

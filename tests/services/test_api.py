@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from services.api.main import create_app
-from services.api.prefetcher import prefetch_recent
 from services.common.settings import Settings
+from services.core.prefetcher import prefetch_recent
 from tests.conftest import closed_port_url, queued_messages
 from tests.factories import catalogue, event, feedback_state, publish, two_taste_events
 

@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from services.api.batched_script import BatchedScript
 from services.common.settings import Settings
+from services.core.batched_script import BatchedScript
 
 # Pops one element and says how long the list was: a rerun would be visible.
 POP = "local n = redis.call('LLEN', KEYS[1]); return {redis.call('LPOP', KEYS[1]), n, ARGV[1]}"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.evaluation.metrics import (
+from services.core.ranking_metrics import (
     coverage,
     genre_diversity,
     map_at_k,

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.api.ranking import (
+from services.core.ranking import (
     SOURCE_EXPLORATION,
     SOURCE_MODEL,
     SOURCE_POPULAR,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.common.scoring import score_items
 from services.common.serving_model import ServingModel
+from services.core.scoring import score_items
 from services.evaluation.synthetic import SyntheticConfig, generate
 from services.trainer.models import ModelParams, fit_model
 

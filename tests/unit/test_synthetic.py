@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from services.evaluation.datasets import Ratings
-from services.evaluation.offline import evaluate_model
-from services.evaluation.splits import stratified_split, temporal_split
 from services.evaluation.synthetic import SyntheticConfig, generate
 from services.trainer.models import ModelParams, fit_model
+from services.trainer.splits import stratified_split, temporal_split
+from services.trainer.validation import evaluate_model
 
 CONFIG = SyntheticConfig(users=500, items=400, clusters=8, mean_ratings=30, seed=3)
 PARAMS = ModelParams(components=32, epochs=20, neighbours=50)

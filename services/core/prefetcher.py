@@ -13,10 +13,10 @@ import time
 
 from redis.asyncio import Redis
 
-from services.api.live_counts import ItemStatsCache
-from services.api.recommender import bandit_policy, build_recommender, serving_store
-from services.api.serving_state import ServingStateCache
 from services.common.settings import Settings
+from services.core.live_counts import ItemStatsCache
+from services.core.recommender import bandit_policy, build_recommender, serving_store
+from services.core.serving_state import ServingStateCache
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from services.api.store import ServingStore, parse_catalogue
 from services.common.metrics import record_model
 from services.common.serving_model import ServingModel
+from services.core.serving_store import ServingStore, parse_catalogue
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import time
 import numpy as np
 from redis.exceptions import RedisError
 
-from services.api.serving_state import ServingState
-from services.api.store import RawCounts, ServingStore, item_stats
 from services.core.bandit import BanditPolicy, Snapshot
+from services.core.serving_state import ServingState
+from services.core.serving_store import RawCounts, ServingStore, item_stats
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.api.batched_script import BatchedScript
 from services.common.keys import Keys
 from services.common.lua import CLEAR_IF_EQUAL
 from services.core.bandit import ItemStats
+from services.core.batched_script import BatchedScript
 from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
 
 # The header of a prefetched list: "<1 if ranked with a model, else 0>|<catalogue version>".

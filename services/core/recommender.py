@@ -13,22 +13,22 @@ import numpy as np
 from numpy.typing import NDArray
 from redis.asyncio import Redis
 
-from services.api.live_counts import ItemStatsCache
-from services.api.ranking import (
+from services.common.keys import Keys
+from services.common.metrics import PREFETCH, RECOMMENDATIONS
+from services.common.settings import Settings
+from services.core.bandit import BanditPolicy, ItemStats, Snapshot, thompson_keys
+from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
+from services.core.live_counts import ItemStatsCache
+from services.core.ranking import (
     SOURCE_EXPLORATION,
     SOURCE_MODEL,
     SOURCE_POPULAR,
     Ranked,
     recommend,
 )
-from services.api.serving_state import ServingState, ServingStateCache
-from services.api.store import NewUser, ServingStore, UserView
-from services.common.keys import Keys
-from services.common.metrics import PREFETCH, RECOMMENDATIONS
-from services.common.scoring import score_items
-from services.common.settings import Settings
-from services.core.bandit import BanditPolicy, ItemStats, Snapshot, thompson_keys
-from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
+from services.core.scoring import score_items
+from services.core.serving_state import ServingState, ServingStateCache
+from services.core.serving_store import NewUser, ServingStore, UserView
 
 # One-letter source codes stored in front of each prefetched item id.
 SOURCE_CODES = {source: source[0] for source in (SOURCE_MODEL, SOURCE_POPULAR, SOURCE_EXPLORATION)}

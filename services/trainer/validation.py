@@ -8,9 +8,9 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from services.common.scoring import score_items
 from services.common.serving_model import ServingModel
-from services.evaluation.metrics import ranking_metrics
+from services.core.ranking_metrics import ranking_metrics
+from services.core.scoring import score_items
 from services.trainer.dataset import Interactions
 
 
