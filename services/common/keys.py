@@ -53,7 +53,7 @@ class Keys:
         return f"{self.prefix}colikes:{item_id}"
 
     def rated(self, user_id: str) -> str:
-        """HASH item id -> "like|<ts>" or "dislike|<ts>" (latest action wins)."""
+        """HASH item id -> "<action>|<ts>" (latest action wins; services/core/ratings.py)."""
         return f"{self.prefix}user:{user_id}:rated"
 
     def recent_likes(self, user_id: str) -> str:

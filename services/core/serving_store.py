@@ -14,6 +14,7 @@ from services.common.lua import CLEAR_IF_EQUAL
 from services.core.bandit import ItemStats
 from services.core.batched_script import BatchedScript
 from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
+from services.core.ratings import decode_rating
 
 # The header of a prefetched list: "<1 if ranked with a model, else 0>|<catalogue version>".
 # A list ranked for another catalogue (a /cleanup, new items) is never served.
@@ -164,9 +165,9 @@ class ServingStore:
         rated, shown, cat_version, model_version, seq = await pipe.execute()
         by_role: dict[Role, list[tuple[float, str]]] = {role: [] for role in Role}
         for item, value in rated.items():
-            action, _, ts = value.partition(b"|")
+            action, ts = decode_rating(value)
             role = self.roles.get(action, Role.EXCLUDED)
-            by_role[role].append((float(ts or 0), item.decode()))
+            by_role[role].append((ts, item.decode()))
 
         def newest_first(role: Role) -> list[str]:
             return [item for _, item in sorted(by_role[role], reverse=True)]

@@ -12,82 +12,12 @@ from services.common.keys import Keys
 from services.common.lua import CLEAR_IF_EQUAL
 from services.common.serving_model import ServingModel
 from services.core.feedback import DEFAULT_TYPES, FeedbackType, roles_argument
-
-# Latest action wins per (user, item): an older event arriving late never overrides. The
-# user's prefetched list is dropped and the feedback counter bumped, so the next /recs ranks
-# with this rating (and a ranking already under way does not store a list without it).
-# When a user's action on an item changes (a first rating included), the item's counts move
-# with it by the actions' roles (services/core/feedback.py: positive counts as a like,
-# negative and watched as watched; the bandit's evidence, unchanged by redelivered events),
-# and a new positive is counted as co-liked with the user's latest positives.
-# A call pairs at most ``budget`` co-likes: a history of hundreds of likes sent in one event
-# must not hold Redis for long (its later likes are then counted, not paired).
-# KEYS: rated, prefetched list, feedback seq, active users, item likes, item dislikes,
-# recent likes. ARGV: (item, action, ts)..., roles ("like=positive,..."), pair budget,
-# co-likes kept, recent likes kept, co-likes key prefix, user, latest ts.
-_APPLY_RATINGS = """
-local key, recent = KEYS[1], KEYS[7]
-local roles = {}
-for action, role in string.gmatch(ARGV[#ARGV - 6], '([^=,]+)=([^,]+)') do
-  roles[action] = role
-end
-local by_role = {positive = KEYS[5], negative = KEYS[6], watched = KEYS[6]}
-local function counter(action)
-  if action then return by_role[roles[action] or ''] end
-end
-local prefix = ARGV[#ARGV - 2]
-local recent_cap, colikes_kept = tonumber(ARGV[#ARGV - 3]), tonumber(ARGV[#ARGV - 4])
-local budget = tonumber(ARGV[#ARGV - 5])
-redis.call('DEL', KEYS[2])
-redis.call('INCR', KEYS[3])
-redis.call('ZADD', KEYS[4], 'GT', ARGV[#ARGV], ARGV[#ARGV - 1])
-local function colike(a, b)
-  local zset = prefix .. a
-  redis.call('ZINCRBY', zset, 1, b)
-  -- Trimmed in bulk once twice the size kept: the rarest co-likes go.
-  if redis.call('ZCARD', zset) > 2 * colikes_kept then
-    redis.call('ZREMRANGEBYRANK', zset, 0, -(colikes_kept + 1))
-  end
-end
-for i = 1, #ARGV - 7, 3 do
-  local item, action, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local old = redis.call('HGET', key, item)
-  local old_ts, old_action = -1, nil
-  if old then
-    old_action = string.match(old, '^(.-)|')
-    old_ts = tonumber(string.match(old, '|(.*)$'))
-  end
-  if ts >= old_ts then
-    redis.call('HSET', key, item, action .. '|' .. ARGV[i + 2])
-    if old_action ~= action then
-      local before, after = counter(old_action), counter(action)
-      if before ~= after then
-        if before then redis.call('HINCRBY', before, item, -1) end
-        if after then redis.call('HINCRBY', after, item, 1) end
-      end
-      if roles[action] == 'positive' and budget > 0 then
-        for _, other in ipairs(redis.call('LRANGE', recent, 0, budget - 1)) do
-          if other ~= item then
-            colike(item, other)
-            colike(other, item)
-            budget = budget - 1
-          end
-        end
-        redis.call('LPUSH', recent, item)
-        redis.call('LTRIM', recent, 0, recent_cap - 1)
-      end
-    end
-  end
-end
-return 1
-"""
-
-# A new like is counted as co-liked with this many of the user's latest likes (bounds the
-# work of one like), each item keeps about this many co-liked items (the most co-liked), and
-# one call (one user's events of a batch) pairs at most this many.
-RECENT_LIKES_KEPT = 100
-COLIKES_KEPT = 500
-COLIKE_PAIRS_PER_CALL = 2000
+from services.core.ratings import (
+    APPLY_RATINGS,
+    COLIKE_PAIRS_PER_CALL,
+    COLIKES_KEPT,
+    RECENT_LIKES_KEPT,
+)
 
 # A blob expires until the pointer switch makes it permanent: a trainer killed between the
 # upload and the switch leaves no orphan behind for long.
@@ -120,7 +50,7 @@ class FeedbackState:
         self.redis = redis
         self.keys = keys
         self.roles = roles_argument(types or DEFAULT_TYPES)
-        self._apply = redis.register_script(_APPLY_RATINGS)
+        self._apply = redis.register_script(APPLY_RATINGS)
         self._publish = redis.register_script(_PUBLISH)
         self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
 

@@ -122,7 +122,7 @@ def test_a_first_like_brings_what_its_likers_also_liked_within_a_second(
 def test_a_long_history_in_one_event_pairs_a_bounded_number_of_co_likes(
     settings: Settings, redis_client: Redis
 ) -> None:
-    from services.trainer.feedback_state import COLIKE_PAIRS_PER_CALL
+    from services.core.ratings import COLIKE_PAIRS_PER_CALL
 
     keys = Keys(settings.key_prefix)
     items = [f"i{n}" for n in range(300)]
