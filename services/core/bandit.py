@@ -159,6 +159,12 @@ class Snapshot:
     means: FloatArray
     least_shown_order: IndexArray
 
+    @property
+    def untried_share(self) -> float:
+        """Share of the catalogue never shown to anyone."""
+        n = len(self.stats)
+        return float((self.stats.impressions == 0).sum()) / n if n else 0.0
+
     @classmethod
     def build(cls, stats: ItemStats, policy: BanditPolicy, rng: np.random.Generator) -> Snapshot:
         a, b = posterior(stats, policy)
@@ -166,3 +172,10 @@ class Snapshot:
         ties = rng.random(len(stats), dtype=np.float32)
         least = np.argsort(stats.impressions + ties, kind="stable").astype(np.int64)
         return cls(stats, means, least)
+
+
+def exploration_rate(base: float, untried_share: float) -> float:
+    """The share of a page to explore: up to twice ``base`` while most of the catalogue was
+    never shown (a few users over a large catalogue: 100 users over 1,682 items covered
+    half of it with one slot per page), ``base`` once everything has been tried."""
+    return base * (1.0 + untried_share)

@@ -16,7 +16,13 @@ from redis.asyncio import Redis
 from services.common.keys import Keys
 from services.common.metrics import PREFETCH, RECOMMENDATIONS
 from services.common.settings import Settings
-from services.core.bandit import BanditPolicy, ItemStats, Snapshot, thompson_keys
+from services.core.bandit import (
+    BanditPolicy,
+    ItemStats,
+    Snapshot,
+    exploration_rate,
+    thompson_keys,
+)
 from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
 from services.core.live_counts import ItemStatsCache
 from services.core.ranking import (
@@ -205,7 +211,7 @@ class Recommender:
                 rated=rated,
                 shown=shown,
                 genres=state.genres,
-                exploration_rate=self.exploration_rate,
+                exploration_rate=exploration_rate(self.exploration_rate, snapshot.untried_share),
                 seed=int(rng.integers(1 << 31)),
                 impressions=counts.impressions,
                 personal_weight=self.personal_weight,

@@ -108,3 +108,14 @@ def test_conditional_rates_lift_what_the_users_likes_were_liked_with() -> None:
     assert rates[1] > population[1] > rates[2]
     assert rates[3] == population[3]
     assert conditional_rates(population, [], likes, exposure) is population
+
+
+def test_exploration_doubles_while_most_of_the_catalogue_was_never_shown() -> None:
+    from services.core.bandit import Snapshot, exploration_rate
+    from services.core.ranking import exploration_slots
+
+    fresh = Snapshot.build(ItemStats.zeros(100), MEANS, np.random.default_rng(0))
+    assert fresh.untried_share == 1.0
+    assert exploration_slots(10, exploration_rate(0.1, fresh.untried_share)) == 2
+    tried = Snapshot.build(stats([1.0] * 100, [0.0] * 100), MEANS, np.random.default_rng(0))
+    assert exploration_slots(10, exploration_rate(0.1, tried.untried_share)) == 1
