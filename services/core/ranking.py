@@ -119,6 +119,7 @@ def recommend(
     personal_weight: float = 1.0,
     page: int | None = None,
     least_shown_order: NDArray[np.int64] | None = None,
+    lifted: NDArray[np.bool_] | None = None,
 ) -> Ranked:
     """Pick k distinct items: never rated ones, unseen ones first, some exploration.
 
@@ -143,10 +144,11 @@ def recommend(
         return Ranked([], [], exhausted)
 
     key = base.astype(np.float32, copy=False)
-    personal_known = np.zeros(n_items, dtype=bool)
+    # Items the user's own signal raised (``lifted``: by their live likes) are personal picks.
+    personal_known = np.zeros(n_items, dtype=bool) if lifted is None else lifted.copy()
     if personal is not None:
         signal = np.nan_to_num(personal.astype(np.float32), nan=0.0)
-        personal_known = signal > 0
+        personal_known |= signal > 0
         key = key + personal_weight * _unit(signal)
 
     page = min(page or k, k)

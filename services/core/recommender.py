@@ -201,6 +201,7 @@ class Recommender:
             # few (measured: coverage 1.0 -> 0.54, P@10 0.12 -> 0.07).
             population = snapshot.means + rng.random(n, dtype=np.float32) * TIE_BREAK
         base = self._live_keys(state, counts, population, view, neighbours)
+        lifted = None if base is population else base > population + TIE_BREAK
         personal = self._model_signal(state, user_id, view)
 
         def rank(depth: int) -> Ranked:
@@ -217,6 +218,7 @@ class Recommender:
                 personal_weight=self.personal_weight,
                 page=k,
                 least_shown_order=snapshot.least_shown_order,
+                lifted=lifted,
             )
 
         ranked = rank(k * self.prefetch_pages)
