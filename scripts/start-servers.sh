@@ -34,6 +34,7 @@ install_missing() {
   # init system these machines do not run; this script starts them itself.
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
+  # The packages: redis-server rabbitmq-server (only the missing ones).
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
   $sudo rm -f /usr/sbin/policy-rc.d
 }
