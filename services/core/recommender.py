@@ -32,7 +32,7 @@ from services.core.ranking import (
     Ranked,
     recommend,
 )
-from services.core.scoring import score_items
+from services.core.scoring import score_items, unit_scaled
 from services.core.serving_state import ServingState, ServingStateCache
 from services.core.serving_store import NewUser, ServingStore, UserView
 
@@ -287,7 +287,7 @@ class Recommender:
             return None
         known = scores[finite]
         z = (scores - known.mean()) / (float(known.std()) or 1.0)
-        return _unit(np.clip(np.nan_to_num(z, nan=0.0), 0.0, None).astype(np.float32))
+        return unit_scaled(np.clip(np.nan_to_num(z, nan=0.0), 0.0, None).astype(np.float32))
 
     @staticmethod
     def _model_scores(
@@ -341,8 +341,3 @@ def bandit_policy(settings: Settings) -> BanditPolicy:
         prior_strength=settings.bandit_prior_strength,
         sampled_arms=0 if settings.bandit_sampler == "mean" else BanditPolicy.sampled_arms,
     )
-
-
-def _unit(values: NDArray[np.float32]) -> NDArray[np.float32]:
-    top = float(np.abs(values).max()) if values.size else 0.0
-    return (values / top).astype(np.float32) if top > 0 else values

@@ -62,9 +62,10 @@ def _standardise(x: NDArray[np.float32]) -> NDArray[np.float32]:
     return (x - x.mean()) / std if std > 0 else x - x.mean()
 
 
-def _unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
+def unit_scaled(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Scaled so the largest magnitude is 1 (all zeros stay zeros)."""
     top = float(np.abs(x).max()) if x.size else 0.0
-    return x / top if top > 0 else x
+    return (x / top).astype(np.float32) if top > 0 else x
 
 
 def score_items(
@@ -99,12 +100,14 @@ def score_items(
         factor = model.item_factors @ vector
         if model.item_bias is not None:
             factor = factor + model.item_bias
-        return (
-            _standardise(factor.astype(np.float32)) + FACTOR_NEIGHBOUR_WEIGHT * _unit(neighbours)
-        ).astype(np.float32)
+        scaled = unit_scaled(neighbours)
+        return (_standardise(factor.astype(np.float32)) + FACTOR_NEIGHBOUR_WEIGHT * scaled).astype(
+            np.float32
+        )
     popularity = model.popularity.astype(np.float32)
     if model.family == "popularity":
-        return (popularity + POPULARITY_NEIGHBOUR_WEIGHT * _unit(neighbours)).astype(np.float32)
+        scaled = unit_scaled(neighbours)
+        return (popularity + POPULARITY_NEIGHBOUR_WEIGHT * scaled).astype(np.float32)
     # Neighbour models (EASE): the neighbour sum is the model's own score.
     scale = float(np.abs(neighbours).max()) or 1.0
     return (neighbours + TIE_BREAK * scale * popularity).astype(np.float32)
