@@ -44,6 +44,24 @@ class Keys:
         return f"{self.prefix}items:dislikes"
 
     @property
+    def item_counts_seq(self) -> str:
+        """Counter bumped by every write that changes an item's counts above. Survives a
+        /cleanup, so a replica's cursor into it is never mistaken across a wipe."""
+        return f"{self.prefix}items:counts:seq"
+
+    @property
+    def item_counts_changes(self) -> str:
+        """ZSET item id -> the ``item_counts_seq`` of its latest count change: what an api
+        replica reads to bring its copy of the counts up to date, instead of all of them."""
+        return f"{self.prefix}items:counts:changes"
+
+    @property
+    def item_counts_reset(self) -> str:
+        """The ``item_counts_seq`` of the latest wipe of counts (a /cleanup, the log cut):
+        a replica whose copy is older reads every count again."""
+        return f"{self.prefix}items:counts:reset"
+
+    @property
     def users_shown(self) -> str:
         """HYPERLOGLOG of the users shown anything: what item impressions are a share of."""
         return f"{self.prefix}users:shown"

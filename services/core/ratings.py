@@ -5,6 +5,8 @@ watched counts, live co-likes, each user's latest likes. Written only by ``APPLY
 
 from __future__ import annotations
 
+from services.core.item_counts import MARK_CHANGED
+
 # Latest action wins per (user, item): an older event arriving late never overrides. The
 # user's prefetched list is dropped and the feedback counter bumped, so the next /recs ranks
 # with this rating (and a ranking already under way does not store a list without it).
@@ -15,10 +17,14 @@ from __future__ import annotations
 # A call pairs at most ``budget`` co-likes: a history of hundreds of likes sent in one event
 # must not hold Redis for long (its later likes are then counted, not paired).
 # KEYS: rated, prefetched list, feedback seq, active users, item likes, item dislikes,
-# recent likes. ARGV: (item, action, ts)..., roles ("like=positive,..."), pair budget,
-# co-likes kept, recent likes kept, co-likes key prefix, user, latest ts.
-APPLY_RATINGS = """
+# recent likes, item counts seq, item counts changes. ARGV: (item, action, ts)..., roles
+# ("like=positive,..."), pair budget, co-likes kept, recent likes kept, co-likes key prefix,
+# user, latest ts.
+APPLY_RATINGS = (
+    MARK_CHANGED
+    + """
 local key, recent = KEYS[1], KEYS[7]
+local counted = {}
 local roles = {}
 for action, role in string.gmatch(ARGV[#ARGV - 6], '([^=,]+)=([^,]+)') do
   roles[action] = role
@@ -56,6 +62,7 @@ for i = 1, #ARGV - 7, 3 do
       if before ~= after then
         if before then redis.call('HINCRBY', before, item, -1) end
         if after then redis.call('HINCRBY', after, item, 1) end
+        counted[#counted + 1] = item
       end
       if roles[action] == 'positive' and budget > 0 then
         for _, other in ipairs(redis.call('LRANGE', recent, 0, budget - 1)) do
@@ -71,8 +78,10 @@ for i = 1, #ARGV - 7, 3 do
     end
   end
 end
+mark_changed(KEYS[8], KEYS[9], counted)
 return 1
 """
+)
 
 # A new like is counted as co-liked with this many of the user's latest likes (bounds the
 # work of one like), each item keeps about this many co-liked items (the most co-liked), and

@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 
 from services.common.keys import Keys
 from services.common.lua import CLEAR_IF_EQUAL
-from services.core.bandit import ItemStats
 from services.core.batched_script import BatchedScript
 from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
+from services.core.item_counts import MARK_CHANGED, READ_CHANGED, CountChanges, decode_counts
 from services.core.ratings import decode_rating
 
 # The header of a prefetched list: "<1 if ranked with a model, else 0>|<catalogue version>".
@@ -33,6 +33,7 @@ end
 # impressions and no ratings, {0, catalogue version, model version}.
 _POP_PREFETCHED = (
     _HEADER_CHECK
+    + MARK_CHANGED
     + """
 local queue, shown, rated, model = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local impressions = KEYS[6]
@@ -61,10 +62,15 @@ if #out < k then
   redis.call('DEL', queue)
   return false
 end
+local counted = {}
 for i = 1, #out do
   local item = string.sub(out[i], 2)
-  if redis.call('SADD', shown, item) == 1 then redis.call('HINCRBY', impressions, item, 1) end
+  if redis.call('SADD', shown, item) == 1 then
+    redis.call('HINCRBY', impressions, item, 1)
+    counted[#counted + 1] = item
+  end
 end
+mark_changed(KEYS[7], KEYS[8], counted)
 redis.call('EXPIRE', shown, tonumber(ARGV[2]))
 if redis.call('LLEN', queue) > 0 then redis.call('LPUSH', queue, header) end
 return out
@@ -78,8 +84,11 @@ return out
 # ignore it) or the catalogue changed since the ranking (a /cleanup).
 # ARGV: reset shown (1/0), feedback seq seen, k, header, list ttl, catalogue version ranked
 # with, shown ttl, user id, entries...
-_RECORD_SHOWN = """
+_RECORD_SHOWN = (
+    MARK_CHANGED
+    + """
 local shown, queue, seq, rated, impressions = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local counted = {}
 if ARGV[1] == '1' then redis.call('DEL', shown) end
 local k = tonumber(ARGV[3])
 local out = {}
@@ -89,10 +98,12 @@ while #out < k and i <= #ARGV do
   local item = string.sub(entry, 2)
   if redis.call('HEXISTS', rated, item) == 0 and redis.call('SADD', shown, item) == 1 then
     redis.call('HINCRBY', impressions, item, 1)
+    counted[#counted + 1] = item
     out[#out + 1] = entry
   end
   i = i + 1
 end
+mark_changed(KEYS[8], KEYS[9], counted)
 if #out > 0 then
   redis.call('EXPIRE', shown, tonumber(ARGV[7]))
   redis.call('PFADD', KEYS[7], ARGV[8])
@@ -106,6 +117,7 @@ if i <= #ARGV and (redis.call('GET', seq) or '0') == ARGV[2]
 end
 return out
 """
+)
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,7 @@ class ServingStore:
         self.impressions_ttl = max(1, round(impressions_ttl))
         self._pop_prefetched = BatchedScript(redis, _POP_PREFETCHED)
         self._record_shown = redis.register_script(_RECORD_SHOWN)
+        self._read_changed = redis.register_script(READ_CHANGED)
         self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
 
     async def ping(self) -> bool:
@@ -193,6 +206,8 @@ class ServingStore:
                 self.keys.model_current,
                 self.keys.catalogue_version,
                 self.keys.item_impressions,
+                self.keys.item_counts_seq,
+                self.keys.item_counts_changes,
             ],
             [k, self.impressions_ttl],
         )
@@ -232,6 +247,8 @@ class ServingStore:
                 self.keys.item_impressions,
                 self.keys.catalogue_version,
                 self.keys.users_shown,
+                self.keys.item_counts_seq,
+                self.keys.item_counts_changes,
             ],
             args=[
                 "1" if reset else "0",
@@ -247,15 +264,44 @@ class ServingStore:
         )
         return list(reply)
 
-    async def raw_item_counts(self) -> RawCounts:
-        """Impressions, likes and dislikes per item id as stored (the bandit's evidence),
-        and how many users were shown anything; ``item_stats`` aligns them."""
-        pipe = self.redis.pipeline(transaction=False)
+    async def item_count_changes(self, cursor: int | None) -> CountChanges:
+        """The bandit's evidence: counts of the items changed since ``cursor`` (all of them
+        when ``cursor`` is None or the counts were wiped since), and how many users were
+        shown anything."""
+        if cursor is not None:
+            reply = await self._read_changed(
+                keys=[
+                    self.keys.item_counts_seq,
+                    self.keys.item_counts_reset,
+                    self.keys.item_counts_changes,
+                    self.keys.item_impressions,
+                    self.keys.item_likes,
+                    self.keys.item_dislikes,
+                    self.keys.users_shown,
+                ],
+                args=[cursor],
+            )
+            seq, items = int(reply[0]), reply[1]
+            if items != 0:
+                impressions, likes, dislikes = (
+                    decode_counts(list(zip(items, values, strict=True))) for values in reply[2:5]
+                )
+                return CountChanges(seq, False, impressions, likes, dislikes, float(reply[5]))
+        # Everything, as of one sequence number (a transaction: no write falls in between).
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(self.keys.item_counts_seq)
         for key in (self.keys.item_impressions, self.keys.item_likes, self.keys.item_dislikes):
             pipe.hgetall(key)
         pipe.pfcount(self.keys.users_shown)
-        impressions, likes, dislikes, users = await pipe.execute()
-        return RawCounts(impressions, likes, dislikes, float(users))
+        seq, impressions, likes, dislikes, users = await pipe.execute()
+        return CountChanges(
+            int(seq or 0),
+            True,
+            decode_counts(impressions),
+            decode_counts(likes),
+            decode_counts(dislikes),
+            float(users),
+        )
 
     async def colikes(self, item_ids: Sequence[str], limit: int) -> list[list[tuple[str, float]]]:
         """Per item, its ``limit`` most co-liked items with their counts."""
@@ -351,6 +397,7 @@ class ServingStore:
             self.keys.epoch.encode(),
             self.keys.cleanup_pending.encode(),
             self.keys.catalogue_version.encode(),
+            self.keys.item_counts_seq.encode(),
         }
         deleted = 0
         batch: list[bytes] = []
@@ -362,24 +409,10 @@ class ServingStore:
                 batch = []
         if batch:
             deleted += await self.redis.unlink(*batch)
+        # After the counts are gone: every replica's copy is older and is read again whole.
+        reset_at = await self.redis.incr(self.keys.item_counts_seq)
+        await self.redis.set(self.keys.item_counts_reset, reset_at)
         return deleted
-
-
-@dataclass(frozen=True)
-class RawCounts:
-    impressions: dict[bytes, bytes]
-    likes: dict[bytes, bytes]
-    dislikes: dict[bytes, bytes]
-    users: float
-
-
-def item_stats(raw: RawCounts, item_index: dict[str, int]) -> ItemStats:
-    """The counts aligned with a serving state's items (ids outside it are ignored)."""
-    impressions, likes, dislikes = (
-        {_text(item): float(count) for item, count in counts.items()}
-        for counts in (raw.impressions, raw.likes, raw.dislikes)
-    )
-    return ItemStats.from_counts(item_index, impressions, likes, dislikes, raw.users)
 
 
 def parse_catalogue(raw: dict[bytes, bytes]) -> dict[str, list[str]]:

@@ -75,6 +75,8 @@ class FeedbackState:
                     self.keys.item_likes,
                     self.keys.item_dislikes,
                     self.keys.recent_likes(user),
+                    self.keys.item_counts_seq,
+                    self.keys.item_counts_changes,
                 ],
                 args=[
                     *args,
@@ -93,6 +95,8 @@ class FeedbackState:
     def clear_ratings(self) -> None:
         """Drop every rating and what was counted from them (the log was just cut)."""
         self.redis.unlink(self.keys.item_likes, self.keys.item_dislikes)
+        # Every api replica's copy of the counts is now older: they read them again whole.
+        self.redis.set(self.keys.item_counts_reset, self.redis.incr(self.keys.item_counts_seq))
         for pattern in (
             self.keys.rated("*"),
             self.keys.recent_likes("*"),

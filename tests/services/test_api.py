@@ -131,9 +131,16 @@ def test_cleanup_wipes_state_and_queue(
         k.decode().removeprefix(settings.key_prefix)
         for k in redis_client.scan_iter(match=f"{settings.key_prefix}*")
     }
-    # The epoch and the catalogue version only grow (no cache keyed by them can collide
-    # across a wipe); the mark stays until the ingester has cut the log.
-    assert remaining == {"epoch", "catalogue:version", "cleanup:pending"}
+    # The epoch, the catalogue version and the counts' sequence only grow (no cache or
+    # cursor keyed by them can collide across a wipe), the counts' reset mark says when
+    # they were wiped; the cleanup mark stays until the ingester has cut the log.
+    assert remaining == {
+        "epoch",
+        "catalogue:version",
+        "items:counts:seq",
+        "items:counts:reset",
+        "cleanup:pending",
+    }
     assert recs(client, "u") == []
     assert client.get("/model").status_code == 404
     # What stays queued is the control message telling the trainer to drop its log.
