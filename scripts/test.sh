@@ -26,4 +26,10 @@ if ! ./scripts/install-browser.sh; then
   [ "${CI:-}" = "true" ] && { echo "Chromium could not be installed in CI" >&2; exit 1; }
   echo "!! Chromium missing: the browser test will be skipped" >&2
 fi
+# promtool for the alert rules' unit tests, unpacked from Debian's prometheus package.
+if ! ./scripts/install-promtool.sh; then
+  [ "${CI:-}" = "true" ] && { echo "promtool could not be installed in CI" >&2; exit 1; }
+  echo "!! promtool missing: the alert rule tests will be skipped" >&2
+fi
+export PATH="$PWD/.cache/promtool/usr/bin:$PATH"
 echo "== pytest"; .venv/bin/python -m pytest "$@"

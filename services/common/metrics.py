@@ -55,6 +55,12 @@ MODEL_VERSION = Gauge(
     "recsys_model_version_info", "Currently published model (value 1).", ["version", "model"]
 )
 MODEL_HOLDOUT = Gauge("recsys_model_holdout", "Holdout quality of the current model.", ["metric"])
+# The api's copy is what alerts watch: training Jobs finish before anyone scrapes them.
+MODEL_TRAINED = Gauge(
+    "recsys_model_trained_timestamp_seconds",
+    "When the model this process serves (api) or last published (trainer) was trained; "
+    "0 while there is none.",
+)
 RECOMMENDATIONS = Counter(
     "recsys_recommendations_total", "Recommended items by where they came from.", ["source"]
 )
@@ -66,9 +72,10 @@ PREFETCH = Counter(
 )
 
 
-def record_model(version: str, family: str, metrics: dict[str, float]) -> None:
+def record_model(version: str, family: str, metrics: dict[str, float], trained_at: float) -> None:
     """Point the model gauges at the model now published (trainer) or served (api)."""
     MODEL_VERSION.clear()
     MODEL_VERSION.labels(version, family).set(1)
+    MODEL_TRAINED.set(trained_at)
     for metric, value in metrics.items():
         MODEL_HOLDOUT.labels(metric).set(value)

@@ -129,7 +129,7 @@ class ServingStateCache:
             log.warning("model %s announced but its blob is missing; keeping the last one", version)
             return self._state.model
         model = await asyncio.to_thread(ServingModel.from_bytes, blob)
-        record_model(model.version, model.family, model.metrics)
+        record_model(model.version, model.family, model.metrics, model.trained_at)
         log.info(
             "serving model %s (%s, %d items)", model.version, model.family, len(model.item_ids)
         )

@@ -283,7 +283,7 @@ class Trainer:
         """The one place a model goes live: atomic, refused when the epoch moved on."""
         if not self.state.publish_model(model, epoch, self.settings.models_kept):
             return False
-        record_model(model.version, model.family, model.metrics)
+        record_model(model.version, model.family, model.metrics, model.trained_at)
         return True
 
 

@@ -278,8 +278,8 @@ def test_monitoring_objects_and_dashboard(render: Render, app_chart: Path) -> No
     assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"http", "metrics"}
     rules = _by(objs, "PrometheusRule")["recsys"]["spec"]["groups"][0]["rules"]
     alerts = {r["alert"]: r for r in rules}
-    assert set(alerts) == {"RecsysHighErrorRate", "RecsysHighLatency", "RecsysTrainingStale"}
-    assert "> 180" in alerts["RecsysTrainingStale"]["expr"]  # 3 missed one-minute runs
+    assert set(alerts) == {"RecsysHighErrorRate", "RecsysHighLatency", "RecsysModelStale"}
+    assert "> 180" in alerts["RecsysModelStale"]["expr"]  # 3 missed one-minute runs
     dashboard_cm = _by(objs, "ConfigMap")["recsys-dashboard"]
     assert dashboard_cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(dashboard_cm["data"]["recsys.json"])

@@ -30,13 +30,16 @@ def build_service_monitor(inst: Instance) -> Obj | None:
 
 
 def build_prometheus_rule(inst: Instance) -> Obj | None:
-    """Alerts: error rate, p95 latency, no successful training for N intervals."""
+    """Alerts: error rate, p95 latency, a served model older than N training intervals."""
     rule = inst.spec.monitoring.prometheus_rule
     if not rule.enabled:
         return None
     requests = "recsys_http_requests_total"
     sel = f'namespace="{inst.namespace}",job=~"{inst.name}-(api|collector)"'
-    stale_after = rule.missed_training_intervals * nominal_interval_seconds(inst.spec.training)
+    api = f'namespace="{inst.namespace}",job="{inst.name}-api"'
+    trained = "recsys_model_trained_timestamp_seconds"
+    interval = nominal_interval_seconds(inst.spec.training)
+    stale_after = rule.missed_training_intervals * interval
     meta = metadata(inst, inst.name, "monitoring")
     meta["labels"].update(rule.labels)
     instance_labels = {"recsys": inst.name, "namespace": inst.namespace}
@@ -78,17 +81,20 @@ def build_prometheus_rule(inst: Instance) -> Obj | None:
                             },
                         },
                         {
-                            "alert": "RecsysTrainingStale",
+                            # The api's gauge: training Jobs end before anyone scrapes them.
+                            # 0 (no model yet) fires like an old model; absent() fires when
+                            # no api is scraped at all.
+                            "alert": "RecsysModelStale",
                             "expr": (
-                                "time() - max(recsys_last_training_success_timestamp_seconds"
-                                f'{{namespace="{inst.namespace}",job=~"{inst.name}-.*"}})'
-                                f" > {stale_after}"
+                                f"(time() - max({trained}{{{api}}}) > {stale_after})"
+                                f" or absent({trained}{{{api}}})"
                             ),
-                            "for": "1m",
+                            "for": f"{interval}s",
                             "labels": {"severity": "critical", **instance_labels},
                             "annotations": {
-                                "summary": f"recsys {inst.name}: no successful training for "
-                                f"{rule.missed_training_intervals} intervals ({stale_after}s)",
+                                "summary": f"recsys {inst.name}: the served model is older than "
+                                f"{rule.missed_training_intervals} training intervals "
+                                f"({stale_after}s), or no api reports one",
                             },
                         },
                     ],

@@ -134,8 +134,8 @@ def test_monitoring_objects_only_when_enabled() -> None:
     assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"http", "metrics"}
     rules = objs[("PrometheusRule", "demo")]["spec"]["groups"][0]["rules"]
     alerts = {r["alert"]: r["expr"] for r in rules}
-    assert set(alerts) == {"RecsysHighErrorRate", "RecsysHighLatency", "RecsysTrainingStale"}
-    assert "> 4500" in alerts["RecsysTrainingStale"]  # 5 missed * 15 min schedule
+    assert set(alerts) == {"RecsysHighErrorRate", "RecsysHighLatency", "RecsysModelStale"}
+    assert "> 4500" in alerts["RecsysModelStale"]  # 5 missed * 15 min schedule
 
 
 @pytest.mark.parametrize(
