@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     collector_port: int = Field(5000, ge=1, le=65535)
     metrics_port: int = Field(9100, ge=0, le=65535)
     host: str = "127.0.0.1"
+    # The collector's address as the demo page's browser reaches it (e.g. the Ingress URL);
+    # unset: the page's own host on collector_port.
+    demo_collector_url: str | None = None
 
     train_interval: float = Field(
         10.0, gt=0, validation_alias=AliasChoices("TRAIN_INTERVAL", "RECSYS_TRAIN_INTERVAL")
@@ -139,7 +142,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("redis_url", "amqp_url", "admin_token")
+    @field_validator("redis_url", "amqp_url", "admin_token", "demo_collector_url")
     @classmethod
     def _empty_means_none(cls, value: str | None) -> str | None:
         return value or None

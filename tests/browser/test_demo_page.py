@@ -1,4 +1,5 @@
-"""The demo page in a real headless Chromium: load the sample, like an item, see the list move.
+"""The demo page in a real headless Chromium, on non-default ports: load the sample, like
+items, see the list move toward them, reset.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them). Where they
 are missing the test is skipped, except in CI (``CI=true``), where that is a failure.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -86,34 +88,55 @@ def generation(driver: WebDriver) -> int:
     return int(driver.find_element(By.ID, "recs").get_attribute("data-generation") or 0)
 
 
+def genres_of(driver: WebDriver) -> list[list[str]]:
+    """The genres of each listed recommendation, as the page shows them."""
+    return [
+        [g for g in li.find_element(By.CLASS_NAME, "genres").text.split(", ") if g]
+        for li in driver.find_elements(By.CSS_SELECTOR, "#recs li")
+    ]
+
+
+def load_sample(browser: WebDriver, deployment: Deployment) -> None:
+    """Open the page as a newcomer would (no ?collector=) and load the sample."""
+    browser.get(f"{deployment.api}/")
+    assert browser.title == "recsys demo"
+    # The page asked the api where the collector is: not port 5000, the instance's own.
+    collector = browser.find_element(By.ID, "collector-url")
+    wait_for(lambda: collector.get_attribute("value"), 10, "the collector address")
+    assert collector.get_attribute("value") == deployment.collector
+    assert deployment.collector_port != 5000
+    browser.find_element(By.ID, "load-sample").click()
+    status = browser.find_element(By.ID, "catalogue-status")
+    wait_for(lambda: "items in the catalogue" in status.text, 30, f"sample loaded: {status.text}")
+    assert "320 items" in status.text and "80 sample users" in status.text
+
+
+def show_list(browser: WebDriver, user_id: str) -> None:
+    user = browser.find_element(By.ID, "user-id")
+    user.clear()
+    user.send_keys(user_id)
+    before = generation(browser)
+    browser.find_element(By.ID, "refresh").click()
+    wait_for(lambda: generation(browser) > before, 10, "a list")
+
+
 def test_a_like_changes_the_list(
     browser: WebDriver, deployment: Deployment, tmp_path: Path
 ) -> None:
-    browser.get(f"{deployment.api}/?collector={deployment.collector}")
-    assert browser.title == "recsys demo"
-
-    browser.find_element(By.ID, "load-sample").click()
-    status = browser.find_element(By.ID, "catalogue-status")
-    wait_for(lambda: "items in the catalogue" in status.text, 20, f"sample loaded: {status.text}")
-    assert "64 items" in status.text
+    load_sample(browser, deployment)
     wait_for(
         lambda: httpx.get(f"{deployment.api}/model").status_code == 200,
         60,
         "a model trained on the sample feedback\n" + deployment.logs(),
     )
-
-    user = browser.find_element(By.ID, "user-id")
-    user.clear()
-    user.send_keys("browser-user")
-    before_generation = generation(browser)
-    browser.find_element(By.ID, "refresh").click()
-    wait_for(lambda: generation(browser) > before_generation, 10, "the first list")
+    show_list(browser, "browser-user")
     before = listed(browser)
     assert len(before) == 8
     assert all(title.startswith("The ") for _, _, title in before), before  # titles shown
     assert {source for _, source, _ in before} <= {"popular", "exploration"}, before  # cold
     version = browser.find_element(By.ID, "model-version").text
     assert version == httpx.get(f"{deployment.api}/model").json()["version"]
+    assert browser.find_element(By.ID, "ratings-hint").is_displayed()
 
     liked_id = before[0][0]
     shown_generation = generation(browser)
@@ -123,10 +146,78 @@ def test_a_like_changes_the_list(
 
     assert liked_id not in {item for item, _, _ in after}
     assert [item for item, _, _ in after] != [item for item, _, _ in before]
-    # The like made the user known: the trained model now fills part of the list.
+    # The like reached this instance's collector and made the user known: personal picks
+    # (live co-likes, the model) now fill part of the list.
     assert "model" in {source for _, source, _ in after}, after
+    assert before[0][2] in browser.find_element(By.ID, "ratings").text
+    assert not browser.find_element(By.ID, "ratings-hint").is_displayed()
+
+    # A return visit: the same user's ratings and a fresh list at once, no blank panels.
+    browser.get(f"{deployment.api}/")
+    wait_for(lambda: listed(browser), 10, "the list on a return visit")
+    assert "welcome back, browser-user" in browser.find_element(By.ID, "recs-note").text
     assert before[0][2] in browser.find_element(By.ID, "ratings").text
 
     screenshot = tmp_path / "demo-page.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000
+
+
+# Genre shares in the sample: 40 of 320 films per first genre, and every third film of the
+# previous genre has it second, so about 1 film in 6 carries any one genre.
+GENRE_SHARE = (40 + 14) / 320
+
+
+def test_three_likes_of_a_genre_lean_the_next_lists_toward_it(
+    browser: WebDriver, deployment: Deployment
+) -> None:
+    load_sample(browser, deployment)
+    show_list(browser, "genre-fan")
+    first = genres_of(browser)
+    genre = Counter(g for item in first for g in item).most_common(1)[0][0]
+    likes = 0
+    while likes < 3:
+        shown = generation(browser)
+        buttons = [
+            li.find_element(By.CSS_SELECTOR, "button.like")
+            for li, genres in zip(
+                browser.find_elements(By.CSS_SELECTOR, "#recs li"), genres_of(browser), strict=True
+            )
+            if genre in genres
+        ]
+        (buttons[0] if buttons else browser.find_element(By.ID, "refresh")).click()
+        likes += bool(buttons)
+        wait_for(lambda: generation(browser) > shown, 10, "the list after a like")  # noqa: B023
+    after_likes = genres_of(browser)
+    shown = generation(browser)
+    browser.find_element(By.ID, "refresh").click()
+    wait_for(lambda: generation(browser) > shown, 10, "the list after that")
+    lists = after_likes + genres_of(browser)
+    of_genre = sum(genre in genres for genres in lists)
+    # Measured over 32 users with this sample: 7 to 11 of the 16, 4 to 7 of the first 8;
+    # the catalogue share would give about 2.7.
+    assert len(lists) == 16
+    assert of_genre >= 2.25 * GENRE_SHARE * len(lists), (genre, lists)
+
+
+def test_reset_wipes_the_instance_and_starts_a_new_user(
+    browser: WebDriver, deployment: Deployment
+) -> None:
+    load_sample(browser, deployment)
+    show_list(browser, "before-reset")
+    shown = generation(browser)
+    browser.find_element(By.CSS_SELECTOR, "#recs li:first-child button.like").click()
+    wait_for(lambda: generation(browser) > shown, 10, "the list after the like")
+    assert browser.find_element(By.ID, "ratings").text
+    before_reset = generation(browser)
+    browser.find_element(By.ID, "reset").click()
+    status = browser.find_element(By.ID, "catalogue-status")
+    wait_for(lambda: "320 items in the catalogue" in status.text, 30, "the sample reloaded")
+    wait_for(lambda: generation(browser) > before_reset, 10, "a list for the new user")
+    assert listed(browser)
+    assert browser.find_element(By.ID, "user-id").get_attribute("value") != "before-reset"
+    assert browser.find_element(By.ID, "ratings").text == ""
+    assert browser.find_element(By.ID, "ratings-hint").is_displayed()
+    # /cleanup wiped the user's history: a fresh list for them has nothing personal.
+    sources = httpx.get(f"{deployment.api}/recs/before-reset?explain=true").json()["sources"]
+    assert sources and "model" not in sources, sources

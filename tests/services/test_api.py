@@ -248,8 +248,15 @@ def test_demo_page_is_served(client: TestClient) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "static/demo.js" in page.text
     assert "text/javascript" in client.get("/static/demo.js").headers["content-type"]
-    sample = client.get("/static/sample-catalogue.json").json()
-    assert len(sample["items"]) == 64 and all(i["title"] and i["genres"] for i in sample["items"])
+    sample = client.get("/demo/sample-catalogue.json").json()
+    assert len(sample["items"]) == 320 and all(i["title"] and i["genres"] for i in sample["items"])
+    assert len(sample["feedback"]) == 80
+    # The page learns the collector's address from the api (not a hard-wired port 5000).
+    config = client.get("/demo/config.json").json()
+    assert config == {
+        "collector_url": None,
+        "collector_port": client.app.state.settings.collector_port,
+    }
     assert client.get("/static/..%2Fmain.py").status_code == 404
     assert client.get("/static/nope.js").status_code == 404
 

@@ -1,4 +1,5 @@
-"""GET / and /static/*: the demo page (plain HTML and JavaScript over the public API)."""
+"""GET / and /static/*: the demo page (plain HTML and JavaScript over the public API),
+and /demo/*: what the page needs to know (the collector's address, the sample)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
+
+from services.api.deps import SettingsDep
+from services.api.sample_catalogue import Sample, sample
 
 router = APIRouter(tags=["demo"], include_in_schema=False)
 
@@ -35,3 +39,15 @@ async def index() -> FileResponse:
 @router.get("/static/{name}")
 async def asset(name: str) -> FileResponse:
     return _file(name)
+
+
+@router.get("/demo/config.json")
+async def config(settings: SettingsDep) -> dict[str, object]:
+    """Where the page posts feedback: RECSYS_DEMO_COLLECTOR_URL, or (null) the page's own
+    host on ``collector_port``; the api knows the port, the page cannot guess it."""
+    return {"collector_url": settings.demo_collector_url, "collector_port": settings.collector_port}
+
+
+@router.get("/demo/sample-catalogue.json")
+async def sample_catalogue() -> Sample:
+    return sample()

@@ -4,14 +4,17 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const LIKED_GENRE_USERS = 40;
 // After a like is accepted the ingester stores it within milliseconds; wait a little
 // before asking again so the next list reflects it.
 const REFRESH_AFTER_FEEDBACK_MS = 500;
 
-function defaultCollector() {
-  return params.get("collector") || localStorage.getItem("recsys.collector")
-    || `${location.protocol}//${location.hostname}:5000`;
+// The api tells the page where its collector listens (RECSYS_COLLECTOR_PORT, or
+// RECSYS_DEMO_COLLECTOR_URL behind an Ingress); ?collector= overrides it.
+async function defaultCollector() {
+  if (params.get("collector")) return params.get("collector");
+  const config = await call("demo/config.json");
+  return config.collector_url
+    || `${location.protocol}//${location.hostname}:${config.collector_port}`;
 }
 
 function setStatus(id, text, isError = false) {
@@ -46,30 +49,10 @@ async function sendFeedback(userId, itemIds, actions) {
   });
 }
 
-// Deterministic sample users: each likes six films of one genre, dislikes two of another.
-function sampleFeedback(items) {
-  const genres = [...new Set(items.flatMap((item) => item.genres))];
-  const users = [];
-  for (let u = 0; u < LIKED_GENRE_USERS; u++) {
-    const favourite = genres[u % genres.length];
-    const other = genres[(u + 3) % genres.length];
-    const liked = items.filter((i) => i.genres.includes(favourite));
-    const disliked = items.filter((i) => i.genres[0] === other && !i.genres.includes(favourite));
-    const picks = liked.filter((_, n) => (n + u) % liked.length < 6).map((i) => i.item_id);
-    const pans = disliked.slice(u % 3, (u % 3) + 2).map((i) => i.item_id);
-    users.push({
-      user: `sample-${String(u).padStart(2, "0")}`,
-      items: [...picks, ...pans],
-      actions: [...picks.map(() => "like"), ...pans.map(() => "dislike")],
-    });
-  }
-  return users;
-}
-
 async function loadSample() {
   setStatus("catalogue-status", "loading…");
   try {
-    const sample = await call("static/sample-catalogue.json");
+    const sample = await call("demo/sample-catalogue.json");
     const items = sample.items;
     const added = await call("add_items", {
       method: "POST",
@@ -80,8 +63,8 @@ async function loadSample() {
         titles: items.map((i) => i.title),
       }),
     });
-    const users = sampleFeedback(items);
-    await Promise.all(users.map((u) => sendFeedback(u.user, u.items, u.actions)));
+    const users = sample.feedback;
+    await Promise.all(users.map((u) => sendFeedback(u.user_id, u.item_ids, u.actions)));
     setStatus("catalogue-status",
       `${added.total} items in the catalogue; feedback of ${users.length} sample users sent ` +
       "(the trainer publishes a model within TRAIN_INTERVAL)");
@@ -90,11 +73,44 @@ async function loadSample() {
   }
 }
 
+// This browser's ratings per user, so a return visit shows them instead of a blank panel.
+function storedRatings(userId) {
+  try {
+    return JSON.parse(localStorage.getItem(`recsys.ratings.${userId}`) || "[]");
+  } catch {
+    return [];
+  }
+}
+
+function showRatings(userId) {
+  const ratings = storedRatings(userId);
+  $("ratings").replaceChildren(...ratings.map(
+    (r) => element("li", `rated ${r.action}`, `${r.action}d: ${r.title}`)));
+  $("ratings-hint").hidden = ratings.length > 0;
+}
+
 function newUser() {
   $("user-id").value = `demo-${Math.random().toString(36).slice(2, 8)}`;
   localStorage.setItem("recsys.user", $("user-id").value);
-  $("ratings").replaceChildren();
+  showRatings($("user-id").value);
   refresh();
+}
+
+// Start over: wipe this instance (/cleanup), forget this browser's users, load the sample
+// again and pick a new user: the way back once a user has seen the whole catalogue.
+async function reset() {
+  setStatus("catalogue-status", "resetting…");
+  try {
+    await call("cleanup", { method: "POST", headers: adminHeaders() });
+  } catch (error) {
+    setStatus("catalogue-status", `reset failed: ${error.message}`, true);
+    return;
+  }
+  for (const key of Object.keys(localStorage)) {
+    if (key.startsWith("recsys.")) localStorage.removeItem(key);
+  }
+  await loadSample();
+  newUser();
 }
 
 async function refreshModel() {
@@ -156,7 +172,9 @@ async function refresh() {
 async function rate(userId, itemId, title, action) {
   try {
     await sendFeedback(userId, [itemId], [action]);
-    $("ratings").prepend(element("li", `rated ${action}`, `${action}d: ${title}`));
+    const ratings = [{ action, title }, ...storedRatings(userId)];
+    localStorage.setItem(`recsys.ratings.${userId}`, JSON.stringify(ratings));
+    showRatings(userId);
     setStatus("recs-status", `${action}d “${title}”; updating…`);
     setTimeout(refresh, REFRESH_AFTER_FEEDBACK_MS);
   } catch (error) {
@@ -164,17 +182,28 @@ async function rate(userId, itemId, title, action) {
   }
 }
 
-function init() {
-  $("collector-url").value = defaultCollector();
-  $("collector-url").addEventListener("change", () =>
-    localStorage.setItem("recsys.collector", collector()));
-  $("user-id").value = params.get("user") || localStorage.getItem("recsys.user") || "";
+async function init() {
   $("load-sample").addEventListener("click", loadSample);
+  $("reset").addEventListener("click", reset);
   $("new-user").addEventListener("click", newUser);
   $("refresh").addEventListener("click", refresh);
   refreshModel();
   setInterval(refreshModel, 5000);
-  if (!$("user-id").value) newUser();
+  try {
+    $("collector-url").value = await defaultCollector();
+  } catch (error) {
+    setStatus("catalogue-status", `collector address unknown: ${error.message}`, true);
+  }
+  const returning = params.get("user") || localStorage.getItem("recsys.user");
+  if (!returning) {
+    newUser();
+    return;
+  }
+  // A return visit: the user's ratings and next list at once, not an empty page.
+  $("user-id").value = returning;
+  showRatings(returning);
+  await refresh();
+  $("recs-note").textContent = `welcome back, ${returning}`;
 }
 
 init();
