@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 
 from services.api.prefetched_recs import PrefetchedRecs
 from services.api.routes import admin, catalogue, demo, health, recs
 from services.common.broker import open_publisher
 from services.common.http import install_common, telemetry
+from services.common.openapi import describe_errors
 from services.common.settings import Settings, get_settings
 from services.core.live_counts import ItemStatsCache
 from services.core.recommender import bandit_policy, build_recommender, serving_store
@@ -47,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await publisher.close()
             await redis.aclose()
 
-    app = FastAPI(
+    # /docs and /redoc from assets in the fastapi-offline wheel: no CDN, works offline.
+    app = FastAPIOffline(
         title="recsys api",
         version="0.1.0",
         lifespan=lifespan,
@@ -59,4 +62,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_common(app, service="api", settings=settings)
     for module in (recs, catalogue, admin, health, demo):
         app.include_router(module.router)
+    describe_errors(app)
     return app

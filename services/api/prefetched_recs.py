@@ -18,7 +18,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.common.events import MAX_ID_LENGTH, has_control_characters
+from services.common.events import MAX_ID_LENGTH, refused_id
 from services.core.recommender import Recommender
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ ROUTE = SimpleNamespace(path_format="/recs/{user_id}")
 def parse_request(path: str, query: bytes, default_k: int, max_k: int) -> tuple[str, int] | None:
     """(user id, k) for a plain request the route would accept; None for anything else."""
     user_id = path[len(PATH_PREFIX) :]
-    if not 1 <= len(user_id) <= MAX_ID_LENGTH or has_control_characters(user_id):
+    if not 1 <= len(user_id) <= MAX_ID_LENGTH or refused_id(user_id):
         return None
     if not query:
         return user_id, default_k

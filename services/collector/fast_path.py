@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.collector.accept import EVENT_JSON, UnknownActionError, accept
+from services.collector.accept import EVENT_JSON, RefusedEventError, accept
 from services.common.broker import BrokerUnavailableError, Publisher
 from services.common.http import error_body
 
@@ -64,7 +64,7 @@ class InteractFastPath:
         publisher: Publisher = state.publisher
         try:
             message_id = await accept(event, publisher, state.settings.feedback_types)
-        except UnknownActionError:
+        except RefusedEventError:
             # The route checks again and answers with the documented error body.
             await self.app(scope, _replay(body, receive), send)
             return

@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from services.collector.fast_path import PATH, InteractFastPath
 from services.collector.routes import health, interact
 from services.common.broker import open_publisher
 from services.common.http import install_common, telemetry
+from services.common.openapi import describe_errors
 from services.common.settings import Settings, get_settings
 
 
@@ -28,7 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await publisher.close()
 
-    app = FastAPI(
+    # /docs and /redoc from assets in the fastapi-offline wheel: no CDN, works offline.
+    app = FastAPIOffline(
         title="recsys collector",
         version="0.1.0",
         lifespan=lifespan,
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     [route] = [r for r in interact.router.routes if getattr(r, "path", None) == PATH]
     app.add_middleware(InteractFastPath, route=route)
     install_common(app, service="collector", settings=settings)
+    describe_errors(app)
     _document_actions(app, sorted(settings.feedback_types))
     return app
 

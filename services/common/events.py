@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from services.core.feedback import ACTION_PATTERN
 
@@ -19,6 +26,16 @@ ItemId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$"),
 ]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank or only whitespace")
+    return value
+
+
+# A user id must name someone: "" and "   " would pool unrelated anonymous callers.
+UserId = Annotated[ItemId, AfterValidator(_not_blank)]
 # Which names are accepted is configuration (RECSYS_FEEDBACK_TYPES, checked by the collector);
 # the event itself only keeps names well formed, so an event accepted under an earlier
 # configuration is never dropped later.
@@ -30,12 +47,21 @@ def has_control_characters(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
+def refused_id(user_id: str) -> str | None:
+    """Why a user id from a URL path is refused (what UserId refuses in a body), or None."""
+    if has_control_characters(user_id):
+        return "user_id must not contain control characters"
+    if not user_id.strip():
+        return "user_id must not be blank or only whitespace"
+    return None
+
+
 class InteractEvent(BaseModel):
     """One user's feedback on one or more items (``actions`` parallel to ``item_ids``)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    user_id: ItemId
+    user_id: UserId
     item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
     actions: list[Action] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
     timestamp: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP)

@@ -116,11 +116,18 @@ def test_unicode_ids_round_trip(settings: Settings, user_id: str) -> None:
         assert set(response.json()["item_ids"]) <= {user_id, "other"}
 
 
-@pytest.mark.parametrize("user_id", ["a%00b", "tab%09", "del%7F", "%0Anewline"])
-def test_control_characters_in_recs_user_id_are_422(settings: Settings, user_id: str) -> None:
+@pytest.mark.parametrize(
+    "user_id", ["a%00b", "tab%09", "del%7F", "%0Anewline", "new%0Aline", "%20", "%20%09%20"]
+)
+def test_control_characters_and_blank_recs_user_ids_are_422(
+    settings: Settings, user_id: str
+) -> None:
     with TestClient(create_api(settings)) as api:
-        # A newline does not even match the route (404); the others are refused by name.
-        assert_json_4xx(api.get(f"/recs/{user_id}"), 404 if "%0A" in user_id else 422)
+        # A newline used to miss the route altogether (a 404 with no reason given).
+        for query in ("", "?explain=true"):  # the lean path and the route
+            response = api.get(f"/recs/{user_id}{query}")
+            assert_json_4xx(response, 422)
+            assert response.json()["detail"][0]["loc"] == ["path", "user_id"], response.text
 
 
 def test_openapi_operation_ids_are_unique(settings: Settings) -> None:

@@ -198,6 +198,16 @@ def test_bad_recs_query_is_4xx(client: TestClient, query: str) -> None:
     assert "error" in response.json()
 
 
+def test_k_over_the_maximum_is_422_naming_k(client: TestClient, settings: Settings) -> None:
+    for query in (f"k={settings.max_k + 1}", f"k={settings.max_k + 1}&explain=true"):
+        response = client.get(f"/recs/u?{query}")
+        assert response.status_code == 422
+        body = response.json()
+        assert body["error"] == "invalid request"
+        assert body["detail"][0]["loc"] == ["query", "k"], body
+        assert str(settings.max_k) in body["detail"][0]["msg"], body
+
+
 def test_huge_user_id_is_4xx(client: TestClient) -> None:
     assert client.get("/recs/" + "u" * 300).status_code == 422
 

@@ -68,6 +68,8 @@ BAD_BODIES = {
     "huge user id": {**GOOD, "user_id": "u" * 257},
     "huge item id": {**GOOD, "item_ids": ["a" * 257, "b"]},
     "empty id": {**GOOD, "user_id": ""},
+    "blank user id": {**GOOD, "user_id": "  \t "},
+    "liked and disliked": {"user_id": "u", "item_ids": ["a", "a"], "actions": ["like", "dislike"]},
     "control char": {**GOOD, "user_id": "u\x00"},
     "timestamp string": {**GOOD, "timestamp": "yesterday"},
     "timestamp negative": {**GOOD, "timestamp": -5},
@@ -82,9 +84,18 @@ def test_bad_input_is_a_4xx_json_error_and_nothing_is_queued(
     client: TestClient, settings: Settings, body: object
 ) -> None:
     response = client.post("/interact", json=body)
-    assert 400 <= response.status_code < 500, response.text
-    assert "error" in response.json()
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] and response.json()["detail"], response.text
     assert queued_messages(settings) == []
+
+
+def test_the_same_item_twice_with_one_meaning_is_accepted(
+    client: TestClient, settings: Settings
+) -> None:
+    """Only a contradiction is refused: a repeated like, or a like after a view, is not."""
+    event = {"user_id": "u", "item_ids": ["a", "a", "b"], "actions": ["like", "like", "dislike"]}
+    assert client.post("/interact", json=event).status_code == 200
+    assert len(queued_messages(settings)) == 1
 
 
 @pytest.mark.parametrize(

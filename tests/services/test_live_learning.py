@@ -130,3 +130,20 @@ def test_a_long_history_in_one_event_pairs_a_bounded_number_of_co_likes(
     assert counts(redis_client, keys.item_likes) == dict.fromkeys(items, 1)
     pairs = sum(redis_client.zcard(keys.colikes(item)) for item in items)
     assert 0 < pairs <= 2 * COLIKE_PAIRS_PER_CALL
+
+
+def test_feedback_on_an_item_not_yet_in_the_catalogue_counts_once_it_is_added(
+    client: TestClient, settings: Settings, redis_client: Redis
+) -> None:
+    """The documented rule (README, "Feedback on items not in the catalogue"): kept, never
+    recommended while unknown, and counted as the user's rating once the item is added."""
+    items, genres = catalogue(12)
+    client.post("/add_items", json={"item_ids": items, "genres": genres})
+    feedback_state(settings, redis_client).apply([event("ann", ["later"], ["like"])])
+    for _ in range(3):
+        assert "later" not in client.get("/recs/bob?k=12").json()["item_ids"]
+    client.post("/add_items", json={"item_ids": ["later"], "genres": [["Drama"]]})
+    # Ann liked it before it existed: never shown to her; everyone else may get it.
+    seen_by_ann = {i for _ in range(4) for i in client.get("/recs/ann?k=13").json()["item_ids"]}
+    assert "later" not in seen_by_ann and len(seen_by_ann) == 12
+    assert "later" in client.get("/recs/carol?k=13").json()["item_ids"]

@@ -16,8 +16,17 @@ from services.common.broker import (
     CONTROL_HEADER,
     BrokerUnavailableError,
 )
+from services.common.openapi import error
 
-router = APIRouter(tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(
+    tags=["admin"],
+    dependencies=[AdminDep],
+    responses={
+        401: error("RECSYS_ADMIN_TOKEN is set and X-Admin-Token is missing or wrong"),
+        403: error("a cross-site browser request (admin calls come from servers)"),
+        503: error("Redis or the broker did not answer (nothing wiped), or overloaded"),
+    },
+)
 log = logging.getLogger(__name__)
 
 

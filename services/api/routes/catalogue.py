@@ -10,14 +10,28 @@ from redis.exceptions import RedisError
 from services.api.deps import AdminDep, StoreDep
 from services.api.schemas import AddItemsRequest, AddItemsResponse, ItemDetails, ItemsResponse
 from services.common.events import MAX_ID_LENGTH
+from services.common.openapi import error, invalid
 
 router = APIRouter(tags=["catalogue"])
 
 MAX_LOOKUP = 100
 
 
-@router.post("/add_items", response_model=AddItemsResponse, dependencies=[AdminDep])
+@router.post(
+    "/add_items",
+    response_model=AddItemsResponse,
+    dependencies=[AdminDep],
+    responses={
+        401: error("RECSYS_ADMIN_TOKEN is set and X-Admin-Token is missing or wrong"),
+        403: error("a cross-site browser request (admin calls come from servers)"),
+        422: error("invalid items (nothing stored)"),
+        503: error("Redis did not answer, or the process is overloaded (nothing stored)"),
+    },
+)
 async def add_items(body: AddItemsRequest, store: StoreDep) -> AddItemsResponse:
+    """Add or update catalogue items with their genres (and titles); idempotent, in as many
+    batches as needed. Feedback may name items before they are added: it is kept and counts
+    once they are in the catalogue."""
     try:
         added = await store.add_items(body.item_ids, body.genres, body.titles)
         total = await store.catalogue_size()
@@ -26,14 +40,23 @@ async def add_items(body: AddItemsRequest, store: StoreDep) -> AddItemsResponse:
     return AddItemsResponse(added=added, total=total)
 
 
-@router.get("/items", response_model=ItemsResponse)
+@router.get(
+    "/items",
+    response_model=ItemsResponse,
+    responses={
+        422: error("no id, more than 100, or an empty or over-long id"),
+        503: error("Redis did not answer, or the process is overloaded"),
+    },
+)
 async def items(
     store: StoreDep,
     ids: Annotated[list[str], Query(alias="id", min_length=1, max_length=MAX_LOOKUP)],
 ) -> ItemsResponse:
     """Titles and genres of catalogue items (``?id=a&id=b``); unknown ids are left out."""
     if any(not item or len(item) > MAX_ID_LENGTH for item in ids):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad item id")
+        raise invalid(
+            ("query", "id"), f"ids must have 1 to {MAX_ID_LENGTH} characters", "value_error"
+        )
     try:
         found = await store.item_details(ids)
     except RedisError as error:

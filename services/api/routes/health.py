@@ -6,12 +6,13 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from services.api.deps import PublisherDep, StoreDep
+from services.common.openapi import error, health_responses
 from services.common.status import DEGRADING_NOTES
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthcheck")
+@router.get("/healthcheck", response_model=None, responses=health_responses())
 async def healthcheck(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
     """200 when Redis, the broker and the model store answer; 503 naming what is down.
 
@@ -46,7 +47,7 @@ async def healthcheck(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
     return JSONResponse({"status": "ok", **body})
 
 
-@router.get("/model")
+@router.get("/model", responses={404: error("no model published yet (before the first training)")})
 async def model(store: StoreDep) -> dict[str, object]:
     """The published model's version, family, training time and holdout metrics."""
     info = await store.model_info()

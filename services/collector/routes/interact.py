@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, status
 
-from services.collector.accept import UnknownActionError, accept
+from services.collector.accept import RefusedEventError, accept
 from services.collector.deps import PublisherDep
 from services.common.broker import BrokerUnavailableError
 from services.common.events import InteractEvent
+from services.common.openapi import error, invalid
 
 router = APIRouter(tags=["feedback"])
 
@@ -21,8 +22,11 @@ router = APIRouter(tags=["feedback"])
 @router.post(
     "/interact",
     responses={
-        422: {"description": "invalid event (nothing stored)"},
-        503: {"description": "the broker did not confirm (nothing stored)"},
+        422: error(
+            "invalid event (nothing stored): a malformed field, an unknown action, a blank "
+            "user id, or one item both liked and disliked"
+        ),
+        503: error("the broker did not confirm, or the process is overloaded (nothing stored)"),
     },
 )
 async def interact(
@@ -32,8 +36,8 @@ async def interact(
     persistent copy."""
     try:
         message_id = await accept(event, publisher, request.app.state.settings.feedback_types)
-    except UnknownActionError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    except RefusedEventError as error:
+        raise invalid(("body", "actions"), str(error), "value_error") from error
     except BrokerUnavailableError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     return {"status": "ok", "event_id": message_id}
