@@ -74,12 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ConfigurationError as error:
+        parser.exit(2, f"recsys: {error}\n")
     configure_logging(settings.log_level)
     if args.command == "up":
+        from services.common.embedded_redis import EmbeddedRedisError
         from services.launcher import up
 
-        return up()
+        try:
+            return up()
+        except EmbeddedRedisError as error:
+            # E.g. a second `recsys up` on the same data directory: say which, no traceback.
+            parser.exit(1, f"recsys: {error}\n")
     if args.command != "collector":
         try:
             settings.redis_server_url  # noqa: B018 - fail here, before any server starts

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.feedback import ACTION_PATTERN, DEFAULT_TYPES, FeedbackType
@@ -24,28 +24,40 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, validation_alias=AliasChoices("REDIS_URL", "RECSYS_REDIS_URL")
     )
+    # RabbitMQ (amqp://user:password@host:5672/vhost); unset: the SQLite queue in data_dir.
     amqp_url: str | None = Field(None, validation_alias=AliasChoices("AMQP_URL", "RECSYS_AMQP_URL"))
     # Embedded Redis: fsync every write (default) or once a second (faster, may lose 1 s).
     embedded_redis_fsync: Literal["always", "everysec"] = "always"
-    # Isolation between instances sharing one Redis / one broker.
+    # Isolation between instances sharing one Redis / one broker: prefix of every Redis key.
     key_prefix: str = "recsys:"
+    # RabbitMQ direct exchange, durable queue and routing key (the original service's names).
     exchange: str = "user.interact"
+    # The durable queue (also the SQLite queue's name).
     queue: str = "user_interactions"
+    # The routing key that binds the queue to the exchange.
     routing_key: str = "user.interact.message"
 
+    # Where the embedded Redis, the SQLite queue and the interaction log live.
     data_dir: Path = Path("data")
+    # Port of the api (/recs, /add_items, the demo page, /docs).
     api_port: int = Field(5001, ge=1, le=65535)
+    # Port of the collector (/interact).
     collector_port: int = Field(5000, ge=1, le=65535)
+    # Port of the trainer's /metrics (0: none).
     metrics_port: int = Field(9100, ge=0, le=65535)
+    # Address the api and the collector listen on (0.0.0.0 in containers).
     host: str = "127.0.0.1"
     # The collector's address as the demo page's browser reaches it (e.g. the Ingress URL);
     # unset: the page's own host on collector_port.
     demo_collector_url: str | None = None
 
+    # Seconds between training cycles (a cycle runs only when new events arrived).
     train_interval: float = Field(
         10.0, gt=0, validation_alias=AliasChoices("TRAIN_INTERVAL", "RECSYS_TRAIN_INTERVAL")
     )
+    # Items per /recs answer when the request gives no ?k=.
     default_k: int = Field(10, ge=1, le=1000)
+    # The largest ?k= accepted (above: a 422).
     max_k: int = Field(100, ge=1, le=10000)
     # What each action a client may send means (services/core/feedback.py): its role
     # (positive, negative, watched, excluded) and training weight. JSON in the environment,
@@ -57,6 +69,7 @@ class Settings(BaseSettings):
     # The item bandit (services/core/bandit.py): a dislike's reward next to a like's (it was
     # watched), and the prior's weight in impressions.
     bandit_watched_weight: float = Field(0.3, ge=0, le=1)
+    # (the prior's weight, in impressions)
     bandit_prior_strength: float = Field(2.0, gt=0)
     # "mean": rank by each item's posterior mean; "thompson": by a posterior draw for the
     # items with reactions (rotates lists between users, costs precision: docs/quality.md).
@@ -86,15 +99,22 @@ class Settings(BaseSettings):
     # deeper than a request does: off the request path, a list of 100 (Gorse's cache size)
     # costs only Redis memory.
     prefetch_users: int = Field(2000, ge=0)
+    # Pages each of those users gets ranked ahead.
     prefetch_pages_ahead: int = Field(10, ge=1, le=100)
+    # The model family: "auto" keeps the best by validation NDCG, or name one.
     model: Literal["auto", "lightfm", "ease", "popularity"] = "auto"
+    # LightFM's embedding size.
     lightfm_components: int = Field(64, ge=1, le=1024)
+    # LightFM's training epochs per fit.
     lightfm_epochs: int = Field(60, ge=1, le=1000)
+    # LightFM's learning rate.
     lightfm_learning_rate: float = Field(0.02, gt=0, le=1)
+    # Threads a fit may use.
     train_threads: int = Field(2, ge=1, le=64)
     # Niceness of the long-running trainer's fitting thread: fits yield the cores to
     # serving and ingestion in the same machine or pod.
     training_nice: int = Field(10, ge=0, le=19)
+    # Published model versions kept in Redis (older ones are deleted).
     models_kept: int = Field(2, ge=1, le=20)
     # A long-running trainer keeps the last model selection (the family and its validation
     # metrics) and fits only that family; it validates again once the interactions grew by
@@ -112,24 +132,34 @@ class Settings(BaseSettings):
     # only the lines appended since; it is refused when the log was truncated or rewritten.
     log_snapshot: bool = True
 
+    # Events the ingester takes from the queue per step.
     ingest_batch: int = Field(500, ge=1, le=10000)
+    # Seconds the collector waits for the broker's confirm before answering 503.
     publish_timeout: float = Field(5.0, gt=0)
+    # Seconds a Redis call may take before the request answers 503.
     redis_timeout: float = Field(2.0, gt=0)
+    # Publishes a collector process waits on at once (beyond: 503).
     max_inflight_publishes: int = Field(2000, ge=1)
     # Per-instance overload protection: beyond these, requests get 503 at once instead of
     # piling up until memory or latency give out (health and metrics are exempt).
     max_concurrent_requests: int = Field(256, ge=1)
+    # (requests waiting for a slot)
     max_waiting_requests: int = Field(512, ge=0)
+    # (seconds a request waits for a slot)
     max_wait_seconds: float = Field(2.0, ge=0)
 
+    # When set, /cleanup and /add_items need it in the X-Admin-Token header.
     admin_token: str | None = None
+    # Origins allowed by CORS, comma-separated ("*": any, as the original service).
     cors_origins: str = "*"
+    # DEBUG, INFO, WARNING or ERROR, for every process.
     log_level: str = "INFO"
     # FastAPI's native OpenTelemetry hook. Off by default: the services export Prometheus
     # metrics, and the hook looks up the tracer provider in os.environ on every request
     # (18% of the api's CPU under load, py-spy in docs/benchmarks.md). Turn it on when an
     # OpenTelemetry SDK is configured.
     opentelemetry: bool = False
+    # A file a trainer run writes its outcome summary to (Kubernetes' terminationMessagePath).
     termination_log: Path | None = None
 
     @field_validator("feedback_types")
@@ -177,6 +207,29 @@ class ConfigurationError(RuntimeError):
     """A setting is missing or inconsistent; the message names the variable."""
 
 
+def variable_name(field: str) -> str:
+    """The environment variable a field is read from (its first alias, or the prefixed name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value raises ConfigurationError naming its
+    variable (one line per problem, no traceback for a person to read through)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = []
+        for issue in error.errors():
+            field = str(issue["loc"][0]) if issue["loc"] else ""
+            name = variable_name(field) if field in Settings.model_fields else field
+            problems.append(f"{name}={issue.get('input')!r}: {issue['msg']}")
+        raise ConfigurationError("invalid setting " + "; ".join(problems)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
