@@ -4,7 +4,10 @@
 venv:
 	./scripts/bootstrap.sh
 
-run: venv
+# Only what runs (no dev tools); the install shows pip's progress, and `recsys up` ends
+# its start-up with one line naming the api, the collector and the demo page.
+run:
+	./scripts/bootstrap.sh runtime
 	.venv/bin/recsys up
 
 test: venv

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv with Python 3.12 and install recsys with its dev tools (idempotent).
+# Create .venv with Python 3.12 and install recsys (idempotent).
+#   ./scripts/bootstrap.sh           recsys with its dev tools (tests, lint): make test
+#   ./scripts/bootstrap.sh runtime   only what runs (no mypy, selenium, ...): make run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,10 +32,21 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.ve
   rm -rf .venv
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
-if [ ! -f "$stamp" ]; then
+kind=${1:-dev}
+case "$kind" in
+  dev) target='.[dev]' ;;
+  runtime) target='.' ;;
+  *) echo "usage: $0 [dev|runtime]" >&2; exit 2 ;;
+esac
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$hash-$kind
+# A dev install holds everything a runtime one does.
+if [ ! -f "$stamp" ] && ! { [ "$kind" = runtime ] && [ -f ".venv/.installed-$hash-dev" ]; }; then
+  # Minutes on a fresh machine: pip's own progress is shown, not hidden.
+  echo "bootstrap: installing recsys ($kind dependencies) into .venv" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --progress-bar on -e "$target"
   rm -f .venv/.installed-*
   touch "$stamp"
+  echo "bootstrap: done" >&2
 fi

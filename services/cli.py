@@ -32,6 +32,8 @@ def _serve(factory: str, port: int) -> int:
         port=port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Keep the process's logging (services.common.logsetup): one format, JSON or text.
+        log_config=None,
     )
     return 0
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
     except ConfigurationError as error:
         parser.exit(2, f"recsys: {error}\n")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, component=args.command, fmt=settings.log_format)
     if args.command == "up":
         from services.common.embedded_redis import EmbeddedRedisError
         from services.launcher import up

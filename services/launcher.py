@@ -16,6 +16,7 @@ import sys
 import time
 from types import FrameType
 
+from services.announce import announce_when_ready
 from services.common.embedded_redis import EmbeddedRedis, die_with_parent
 from services.common.settings import Settings, get_settings
 
@@ -64,7 +65,10 @@ def up(components: tuple[str, ...] = COMPONENTS, settings: Settings | None = Non
         )
         for name in components
     }
-    log.info("started %s", ", ".join(f"{n} (pid {p.pid})" for n, p in children.items()))
+    for name, child in children.items():
+        log.info("started %s (pid %d)", name, child.pid)
+    if {"api", "collector"} <= set(components):
+        announce_when_ready(settings)
     exit_code = 0
     while not stopping:
         for name, child in children.items():
@@ -78,16 +82,21 @@ def up(components: tuple[str, ...] = COMPONENTS, settings: Settings | None = Non
             exit_code = 1
             stopping = True
         time.sleep(0.2)
-    for child in children.values():
+    for name, child in children.items():
         if child.poll() is None:
+            log.info("stopping %s (pid %d)", name, child.pid)
             child.terminate()
     deadline = time.monotonic() + 15
-    for child in children.values():
+    for name, child in children.items():
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
+            code = child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            log.warning("%s (pid %d) did not stop within 15 s; killing it", name, child.pid)
             child.kill()
+            code = child.wait()
+        log.info("stopped %s (exit code %s)", name, code)
     # Last, so the trainer's final writes still reach it.
     if embedded is not None:
         embedded.stop()
+        log.info("stopped embedded redis")
     return exit_code

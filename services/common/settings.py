@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     cors_origins: str = "*"
     # DEBUG, INFO, WARNING or ERROR, for every process.
     log_level: str = "INFO"
+    # "text" (one line each, for people) or "json" (one object per line, for log collectors
+    # in clusters); every line names its component either way.
+    log_format: Literal["text", "json"] = "text"
     # FastAPI's native OpenTelemetry hook. Off by default: the services export Prometheus
     # metrics, and the hook looks up the tracer provider in os.environ on every request
     # (18% of the api's CPU under load, py-spy in docs/benchmarks.md). Turn it on when an
