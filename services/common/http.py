@@ -212,6 +212,18 @@ def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"error": f"request body larger than {limit} bytes"}, status_code=413)
 
 
+def _invalid_message(request: Request) -> str:
+    """The 422's headline; names the usual cause of a puzzling one: ``curl -d`` without
+    ``-H 'Content-Type: application/json'`` sends a form, and the JSON body is not read."""
+    content_type = request.headers.get("content-type", "")
+    if request.method == "POST" and not content_type.startswith("application/json"):
+        return (
+            "invalid request: send the body as JSON with Content-Type: application/json "
+            f"(got {content_type or 'none'})"
+        )
+    return "invalid request"
+
+
 def error_body(message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message}
     if details is not None:
@@ -249,12 +261,12 @@ def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
     app.add_middleware(MetricsMiddleware, service=service)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
             for e in exc.errors()
         ]
-        return JSONResponse(error_body("invalid request", details), status_code=422)
+        return JSONResponse(error_body(_invalid_message(request), details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

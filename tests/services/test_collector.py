@@ -89,6 +89,19 @@ def test_bad_input_is_a_4xx_json_error_and_nothing_is_queued(
     assert queued_messages(settings) == []
 
 
+def test_a_body_without_the_json_content_type_says_so(
+    client: TestClient, settings: Settings
+) -> None:
+    """curl -d without -H 'Content-Type: application/json' sends a form."""
+    body = b'{"user_id": "u", "item_ids": ["a"], "actions": ["like"]}'
+    form = "application/x-www-form-urlencoded"
+    response = client.post("/interact", content=body, headers={"content-type": form})
+    assert response.status_code == 422
+    assert "Content-Type: application/json" in response.json()["error"], response.text
+    assert form in response.json()["error"]
+    assert queued_messages(settings) == []
+
+
 def test_the_same_item_twice_with_one_meaning_is_accepted(
     client: TestClient, settings: Settings
 ) -> None:
