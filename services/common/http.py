@@ -270,8 +270,10 @@ def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # InvalidInput (services.common.openapi) carries the refused inputs as well.
+        details = getattr(exc, "errors", None)
         return JSONResponse(
-            error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(str(exc.detail), details), status_code=exc.status_code, headers=exc.headers
         )
 
     @app.get("/metrics", include_in_schema=False)

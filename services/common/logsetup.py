@@ -44,6 +44,7 @@ def configure_logging(
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
-    # pika and aiormq are chatty at INFO about every connection step.
-    for noisy in ("pika", "aiormq", "aio_pika"):
+    # pika and aiormq are chatty at INFO about every connection step, httpx about every
+    # request (the launcher's health checks).
+    for noisy in ("pika", "aiormq", "aio_pika", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 REF = "#/components/schemas/"
 
@@ -57,9 +57,17 @@ def health_responses() -> dict[int | str, dict[str, Any]]:
     }
 
 
-def invalid(loc: tuple[str | int, ...], message: str, kind: str) -> RequestValidationError:
-    """A 422 with the same body as pydantic's refusals (``detail`` included)."""
-    return RequestValidationError([{"loc": loc, "msg": message, "type": kind}])
+class InvalidInput(HTTPException):
+    """A 422 refused by a rule of ours: the message as ``error``, and ``detail`` naming the
+    input as pydantic's refusals do."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, kind: str) -> None:
+        super().__init__(422, message)
+        self.errors = [{"loc": list(loc), "msg": message, "type": kind}]
+
+
+def invalid(loc: tuple[str | int, ...], message: str, kind: str) -> InvalidInput:
+    return InvalidInput(loc, message, kind)
 
 
 def describe_errors(app: FastAPI) -> None:
