@@ -194,10 +194,11 @@ def test_three_likes_of_a_genre_lean_the_next_lists_toward_it(
     wait_for(lambda: generation(browser) > shown, 10, "the list after that")
     lists = after_likes + genres_of(browser)
     of_genre = sum(genre in genres for genres in lists)
-    # Measured over 32 users with this sample: 7 to 11 of the 16, 4 to 7 of the first 8;
-    # the catalogue share would give about 2.7.
+    # Measured over 64 users with this sample (with and without a model): 7 to 11 of the
+    # 16, 4 to 7 of the first 8; the catalogue share would give about 2.7. At least twice
+    # that share, with a margin below the lowest measured.
     assert len(lists) == 16
-    assert of_genre >= 2.25 * GENRE_SHARE * len(lists), (genre, lists)
+    assert of_genre >= 2 * GENRE_SHARE * len(lists), (genre, of_genre, lists)
 
 
 def test_reset_wipes_the_instance_and_starts_a_new_user(
