@@ -336,3 +336,14 @@ def test_operator_deployment_probes_healthz(operator_rendered: list[dict[str, An
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RECSYS_OPERATOR_DEFAULT_IMAGE"]
+
+
+def test_services_log_json_lines_in_the_cluster(render: Render, app_chart: Path) -> None:
+    """Log collectors read one JSON object per line; text stays a value away."""
+    from services.common.settings import Settings
+
+    config = _by(render(app_chart), "ConfigMap")["recsys-config"]["data"]
+    assert config["RECSYS_LOG_FORMAT"] == "json"
+    assert Settings(log_format=config["RECSYS_LOG_FORMAT"]).log_format == "json"
+    text = _by(render(app_chart, "--set", "config.logFormat=text"), "ConfigMap")
+    assert text["recsys-config"]["data"]["RECSYS_LOG_FORMAT"] == "text"
