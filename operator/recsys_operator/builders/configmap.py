@@ -28,6 +28,8 @@ def build_config_data(inst: Instance) -> dict[str, str]:
         "RECSYS_LIGHTFM_LEARNING_RATE": str(spec.model.lightfm.learning_rate),
         "RECSYS_CORS_ORIGINS": spec.cors_origins,
         "RECSYS_LOG_LEVEL": spec.log_level,
+        # One JSON object per line: what cluster log collectors read (as the Helm chart).
+        "RECSYS_LOG_FORMAT": "json",
     }
     if training.interval_seconds is not None:
         data["RECSYS_TRAIN_INTERVAL"] = str(training.interval_seconds)
