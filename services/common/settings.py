@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9100, ge=0, le=65535)
     # Address the api and the collector listen on (0.0.0.0 in containers).
     host: str = "127.0.0.1"
-    # The collector's address as the demo page's browser reaches it (e.g. the Ingress URL);
-    # unset: the page's own host on collector_port.
-    demo_collector_url: str | None = None
+    # The collector's address as the demo page's browser reaches it, absolute or relative to
+    # the page ("/" behind an Ingress that routes /interact to the collector); unset: the
+    # page's own host on collector_port.
+    demo_collector_address: str | None = None
 
     # Seconds between training cycles (a cycle runs only when new events arrived).
     train_interval: float = Field(
@@ -175,7 +176,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("redis_url", "amqp_url", "admin_token", "demo_collector_url")
+    @field_validator("redis_url", "amqp_url", "admin_token", "demo_collector_address")
     @classmethod
     def _empty_means_none(cls, value: str | None) -> str | None:
         return value or None

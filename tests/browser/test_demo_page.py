@@ -21,6 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from services.common.settings import Settings
 from tests.e2e.processes import Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("embedded")]
@@ -161,6 +162,33 @@ def test_a_like_changes_the_list(
     screenshot = tmp_path / "demo-page.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000
+
+
+def test_the_collector_address_may_be_relative_to_the_page(
+    browser: WebDriver, settings: Settings, tmp_path: Path
+) -> None:
+    """RECSYS_DEMO_COLLECTOR_ADDRESS is resolved against the page, as "/" is behind an Ingress
+    (here a scheme-relative URL, the same resolution without a proxy)."""
+    deployment = Deployment(settings, tmp_path)
+    deployment.extra_env["RECSYS_DEMO_COLLECTOR_ADDRESS"] = (
+        f"//127.0.0.1:{deployment.collector_port}/"
+    )
+    deployment.start_all()
+    try:
+        browser.get(f"{deployment.api}/")
+        collector = browser.find_element(By.ID, "collector-url")
+        wait_for(lambda: collector.get_attribute("value"), 10, "the collector address")
+        assert collector.get_attribute("value") == deployment.collector
+        items = {"item_ids": ["a", "b", "c"], "titles": ["The A", "The B", "The C"]}
+        assert httpx.post(f"{deployment.api}/add_items", json=items).status_code == 200
+        show_list(browser, "relative")
+        shown = generation(browser)
+        browser.find_element(By.CSS_SELECTOR, "#recs li:first-child button.like").click()
+        wait_for(lambda: generation(browser) > shown, 10, "the list after the like")
+        assert "feedback failed" not in browser.find_element(By.ID, "recs-status").text
+        assert "liked" in browser.find_element(By.ID, "ratings").text  # the collector took it
+    finally:
+        deployment.stop_all()
 
 
 # Genre shares in the sample: 40 of 320 films per first genre, and every third film of the

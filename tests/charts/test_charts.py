@@ -345,5 +345,7 @@ def test_services_log_json_lines_in_the_cluster(render: Render, app_chart: Path)
     config = _by(render(app_chart), "ConfigMap")["recsys-config"]["data"]
     assert config["RECSYS_LOG_FORMAT"] == "json"
     assert Settings(log_format=config["RECSYS_LOG_FORMAT"]).log_format == "json"
+    # Behind the one Ingress host the demo page's collector is its own origin.
+    assert config["RECSYS_DEMO_COLLECTOR_ADDRESS"] == "/"
     text = _by(render(app_chart, "--set", "config.logFormat=text"), "ConfigMap")
     assert text["recsys-config"]["data"]["RECSYS_LOG_FORMAT"] == "text"

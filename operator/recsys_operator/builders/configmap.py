@@ -30,6 +30,8 @@ def build_config_data(inst: Instance) -> dict[str, str]:
         "RECSYS_LOG_LEVEL": spec.log_level,
         # One JSON object per line: what cluster log collectors read (as the Helm chart).
         "RECSYS_LOG_FORMAT": "json",
+        # The demo page posts likes to its own host: the Ingress routes /interact there.
+        "RECSYS_DEMO_COLLECTOR_ADDRESS": "/",
     }
     if training.interval_seconds is not None:
         data["RECSYS_TRAIN_INTERVAL"] = str(training.interval_seconds)

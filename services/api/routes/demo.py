@@ -43,9 +43,12 @@ async def asset(name: str) -> FileResponse:
 
 @router.get("/demo/config.json")
 async def config(settings: SettingsDep) -> dict[str, object]:
-    """Where the page posts feedback: RECSYS_DEMO_COLLECTOR_URL, or (null) the page's own
+    """Where the page posts feedback: RECSYS_DEMO_COLLECTOR_ADDRESS, or (null) the page's own
     host on ``collector_port``; the api knows the port, the page cannot guess it."""
-    return {"collector_url": settings.demo_collector_url, "collector_port": settings.collector_port}
+    return {
+        "collector_url": settings.demo_collector_address,
+        "collector_port": settings.collector_port,
+    }
 
 
 @router.get("/demo/sample-catalogue.json")

@@ -9,12 +9,15 @@ const params = new URLSearchParams(location.search);
 const REFRESH_AFTER_FEEDBACK_MS = 500;
 
 // The api tells the page where its collector listens (RECSYS_COLLECTOR_PORT, or
-// RECSYS_DEMO_COLLECTOR_URL behind an Ingress); ?collector= overrides it.
+// RECSYS_DEMO_COLLECTOR_ADDRESS, which may be relative: "/" behind an Ingress that routes
+// /interact to the collector on the page's own host); ?collector= overrides it.
 async function defaultCollector() {
   if (params.get("collector")) return params.get("collector");
   const config = await call("demo/config.json");
-  return config.collector_url
-    || `${location.protocol}//${location.hostname}:${config.collector_port}`;
+  if (config.collector_url) {
+    return new URL(config.collector_url, location.href).href.replace(/\/+$/, "");
+  }
+  return `${location.protocol}//${location.hostname}:${config.collector_port}`;
 }
 
 function setStatus(id, text, isError = false) {

@@ -193,8 +193,9 @@ def test_config_change_changes_the_pod_template_hash() -> None:
     assert hash_of(make()) != hash_of(make(model={"defaultK": 20}))
 
 
-def test_instances_log_json_lines() -> None:
+def test_instances_log_json_lines_and_serve_the_demo_through_the_ingress() -> None:
     from services.common.settings import Settings
 
     data = by_kind(build_plan(make()).apply)[("ConfigMap", "demo-config")]["data"]
     assert Settings(log_format=data["RECSYS_LOG_FORMAT"]).log_format == "json"
+    assert data["RECSYS_DEMO_COLLECTOR_ADDRESS"] == "/"
