@@ -98,3 +98,14 @@ def test_the_readmes_links_lead_somewhere() -> None:
             assert target[1:] in anchors, f"no heading for {target}"
         else:
             assert (ROOT / target.split("#")[0]).exists(), f"no file {target}"
+
+
+def test_the_files_the_readme_names_exist() -> None:
+    """`services/core/bandit.py` and the like: a rename must take the README along."""
+    text = README.read_text()
+    named = set(re.findall(r"`([\w./-]+\.(?:py|sh|md|yaml|json|toml))`", text))
+    # Some are named inside a list under their package (`static/...` of services/api).
+    bases = [ROOT, ROOT / "services", ROOT / "services" / "api", ROOT / "operator"]
+    paths = [n for n in named if "/" in n and not n.startswith("/")]  # "/openapi.json": a URL
+    missing = [n for n in paths if not any((b / n).exists() for b in bases)]
+    assert not missing, missing
