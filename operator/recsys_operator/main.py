@@ -162,8 +162,11 @@ _register_drift_handlers()
 def run() -> None:
     """Console entry point ``recsys-operator``."""
     config = config_module.load()
+    # The services' text format (services/common/logsetup.py; not imported: the operator's
+    # image ships without the services), the component fixed.
     logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s [operator] %(name)s: %(message)s",
     )
     namespaces = config.namespace_list
     kopf.run(
