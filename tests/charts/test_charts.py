@@ -3,6 +3,7 @@ held to the policies below."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import warnings
@@ -15,6 +16,7 @@ from kubernetes_validate.utils import SchemaNotFoundError
 
 from tests.charts.conftest import (
     OPERATOR_CHART,
+    ROOT,
     VALUES_FILES,
     Render,
     monitoring_args,
@@ -349,3 +351,28 @@ def test_services_log_json_lines_in_the_cluster(render: Render, app_chart: Path)
     assert config["RECSYS_DEMO_COLLECTOR_ADDRESS"] == "/"
     text = _by(render(app_chart, "--set", "config.logFormat=text"), "ConfigMap")
     assert text["recsys-config"]["data"]["RECSYS_LOG_FORMAT"] == "text"
+
+
+def test_credentials_survive_uninstall_and_fixed_ones_render_the_same(
+    render: Render, app_chart: Path
+) -> None:
+    """The servers' volumes outlive a release: their passwords must too (kept Secrets, found
+    again by lookup); fixed credentials (Tilt, GitOps) render identically every time."""
+    secrets = {o["metadata"]["name"]: o for o in render(app_chart) if o["kind"] == "Secret"}
+    for name in ("recsys-redis", "recsys-rabbitmq", "recsys-admin"):
+        assert secrets[name]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    fixed = [
+        "--set", "auth.adminToken=t", "--set", "redis.auth.password=p",
+        "--set", "rabbitmq.auth.password=q",
+    ]  # fmt: skip
+
+    def rendered_secrets() -> list[dict[str, Any]]:
+        return [o for o in render(app_chart, *fixed) if o["kind"] == "Secret"]
+
+    first = rendered_secrets()
+    assert first == rendered_secrets()
+    data = {o["metadata"]["name"]: o["data"] for o in first}
+    assert base64.b64decode(data["recsys-redis"]["redis-url"]).decode().startswith("redis://:p@")
+    tiltfile = (ROOT / "Tiltfile").read_text()
+    for value in ("auth.adminToken=", "redis.auth.password=", "rabbitmq.auth.password="):
+        assert value in tiltfile

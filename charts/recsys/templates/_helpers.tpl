@@ -127,10 +127,13 @@ tolerations:
 {{- end }}
 {{- end -}}
 
-{{/* Random secret that survives upgrades: reuse the live value when it exists. */}}
+{{/* A secret that survives upgrades: the value given, else the live one, else a random one
+(rendered without a cluster, as `helm template` does, that last one changes every time). */}}
 {{- define "recsys.stableSecret" -}}
 {{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
-{{- if and $existing $existing.data (index $existing.data .key) -}}
+{{- if .value -}}
+{{- .value -}}
+{{- else if and $existing $existing.data (index $existing.data .key) -}}
 {{- index $existing.data .key | b64dec -}}
 {{- else -}}
 {{- randAlphaNum 32 -}}
