@@ -97,19 +97,20 @@ class Training(_Model):
 
 
 class LightFM(_Model):
-    """LightFM hyper-parameters."""
+    """LightFM hyper-parameters; None: the services' own default."""
 
-    components: Annotated[int, Field(ge=1, le=512)] = 32
-    epochs: Annotated[int, Field(ge=1, le=1000)] = 10
-    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    components: Annotated[int, Field(ge=1, le=1024)] | None = None
+    epochs: Annotated[int, Field(ge=1, le=1000)] | None = None
+    learning_rate: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
 class ModelParams(_Model):
-    """Which model to train and how to serve it."""
+    """Which model to train and how to serve it; None: the services' own (tuned) default,
+    so that defaults live in one place (services/common/settings.py)."""
 
-    type: Literal["auto", "lightfm", "ease", "popularity"] = "auto"
-    default_k: Annotated[int, Field(ge=1, le=1000)] = 10
-    exploration_rate: Annotated[float, Field(ge=0, le=1)] = 0.1
+    type: Literal["auto", "lightfm", "ease", "popularity"] | None = None
+    default_k: Annotated[int, Field(ge=1, le=1000)] | None = None
+    exploration_rate: Annotated[float, Field(ge=0, le=1)] | None = None
     lightfm: LightFM = LightFM()
 
 
@@ -166,7 +167,9 @@ class RecSystemSpec(_Model):
     redis: Connection
     amqp: Connection
     admin_token: AdminToken = AdminToken()
-    training: Training = Training(interval_seconds=30)
+    # Live feedback reaches /recs without training: retraining every 15 minutes, not a pod
+    # every 30 seconds per instance.
+    training: Training = Training(schedule="*/15 * * * *")
     model: ModelParams = ModelParams()
     ingress: Ingress = Ingress()
     monitoring: Monitoring = Monitoring()

@@ -125,7 +125,7 @@ def test_defaults_fill_an_empty_spec() -> None:
     }
     spec = apply_defaults(schema(), obj)["spec"]
     assert spec["training"] == {
-        "intervalSeconds": 30,
+        "schedule": "*/15 * * * *",
         "suspend": False,
         "concurrencyPolicy": "Forbid",
         "successfulJobsHistoryLimit": 3,

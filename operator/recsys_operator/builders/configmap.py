@@ -20,12 +20,6 @@ def build_config_data(inst: Instance) -> dict[str, str]:
         "RECSYS_API_PORT": str(c.API_PORT),
         "RECSYS_COLLECTOR_PORT": str(c.COLLECTOR_PORT),
         "RECSYS_METRICS_PORT": str(c.METRICS_PORT),
-        "RECSYS_DEFAULT_K": str(spec.model.default_k),
-        "RECSYS_EXPLORATION_RATE": str(spec.model.exploration_rate),
-        "RECSYS_MODEL": spec.model.type,
-        "RECSYS_LIGHTFM_COMPONENTS": str(spec.model.lightfm.components),
-        "RECSYS_LIGHTFM_EPOCHS": str(spec.model.lightfm.epochs),
-        "RECSYS_LIGHTFM_LEARNING_RATE": str(spec.model.lightfm.learning_rate),
         "RECSYS_CORS_ORIGINS": spec.cors_origins,
         "RECSYS_LOG_LEVEL": spec.log_level,
         # One JSON object per line: what cluster log collectors read (as the Helm chart).
@@ -35,7 +29,29 @@ def build_config_data(inst: Instance) -> dict[str, str]:
     }
     if training.interval_seconds is not None:
         data["RECSYS_TRAIN_INTERVAL"] = str(training.interval_seconds)
+    data.update(model_settings(inst))
     return data
+
+
+def model_settings(inst: Instance) -> dict[str, str]:
+    """The model settings the spec names; the others keep the services' own defaults."""
+    model = inst.spec.model
+    given = {
+        "RECSYS_MODEL": model.type,
+        "RECSYS_DEFAULT_K": model.default_k,
+        "RECSYS_EXPLORATION_RATE": model.exploration_rate,
+        "RECSYS_LIGHTFM_COMPONENTS": model.lightfm.components,
+        "RECSYS_LIGHTFM_EPOCHS": model.lightfm.epochs,
+        "RECSYS_LIGHTFM_LEARNING_RATE": model.lightfm.learning_rate,
+    }
+    return {name: _text(value) for name, value in given.items() if value is not None}
+
+
+def _text(value: str | float) -> str:
+    """As Helm writes a value (Go's %v: 0.0 is "0", 0.03 "0.03"): the chart and the
+    operator give the services the very same strings."""
+    text = repr(value) if isinstance(value, float) else str(value)
+    return text.removesuffix(".0")
 
 
 def build_configmap(inst: Instance) -> Obj:

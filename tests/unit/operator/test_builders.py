@@ -159,12 +159,15 @@ def test_interval_without_exact_cron_is_refused() -> None:
 
 
 def test_cronjob_only_for_schedules_and_minute_intervals() -> None:
-    assert build_cronjob(make()) is None  # default 30 s: operator-launched Jobs
+    # Sub-minute intervals: operator-launched Jobs.
+    assert build_cronjob(make(training={"intervalSeconds": 30})) is None
     cronjob = build_cronjob(make(training={"intervalSeconds": 120, "suspend": True}))
     assert cronjob is not None
     assert cronjob["spec"]["schedule"] == "*/2 * * * *"
     assert cronjob["spec"]["suspend"] is True
-    assert nominal_interval_seconds(make().spec.training) == 30
+    default = build_cronjob(make())  # every 15 minutes
+    assert default is not None and default["spec"]["schedule"] == "*/15 * * * *"
+    assert nominal_interval_seconds(make().spec.training) == 900
 
 
 def test_job_carries_deadline_affinity_and_termination_log() -> None:
