@@ -24,7 +24,10 @@ def _single_threaded_blas() -> None:
 def _serve(factory: str, port: int) -> int:
     import uvicorn
 
+    from services.common.http_server import guarded_protocol, raise_descriptor_limit
+
     settings = get_settings()
+    raise_descriptor_limit(settings.http_max_connections)
     uvicorn.run(
         factory,
         factory=True,
@@ -34,6 +37,8 @@ def _serve(factory: str, port: int) -> int:
         access_log=False,
         # Keep the process's logging (services.common.logsetup): one format, JSON or text.
         log_config=None,
+        http=guarded_protocol(settings.http_header_timeout, settings.http_max_connections),
+        timeout_keep_alive=settings.http_keep_alive_timeout,  # type: ignore[arg-type]
     )
     return 0
 

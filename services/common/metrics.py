@@ -15,6 +15,12 @@ HTTP_LATENCY = Histogram(
     ["service", "route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+HTTP_CONNECTIONS_CLOSED = Counter(
+    "recsys_http_connections_closed_total",
+    "Connections the server closed to protect itself: headers not complete within "
+    "RECSYS_HTTP_HEADER_TIMEOUT, or the longest idle one beyond RECSYS_HTTP_MAX_CONNECTIONS.",
+    ["reason"],
+)
 OVERLOAD_REJECTIONS = Counter(
     "recsys_http_overload_rejections_total",
     "Requests refused with 503 because the concurrency limit and wait queue were full.",

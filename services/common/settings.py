@@ -149,6 +149,16 @@ class Settings(BaseSettings):
     # (seconds a request waits for a slot)
     max_wait_seconds: float = Field(2.0, ge=0)
 
+    # Seconds a request's headers may take from its first byte (or the connection's opening)
+    # before the connection is closed; more bytes do not extend it (slowloris,
+    # services/common/http_server.py).
+    http_header_timeout: float = Field(10.0, gt=0)
+    # Seconds an idle keep-alive connection stays open.
+    http_keep_alive_timeout: float = Field(5.0, gt=0)
+    # Open connections per server; beyond it the one idle longest is closed (never one whose
+    # request is being processed).
+    http_max_connections: int = Field(4096, ge=1)
+
     # When set, /cleanup and /add_items need it in the X-Admin-Token header.
     admin_token: str | None = None
     # Origins allowed by CORS, comma-separated ("*": any, as the original service).
