@@ -116,8 +116,31 @@ class EmbeddedRedis:
                 f"{self.dir} is in use by another recsys (another `recsys up` on this data "
                 "directory?); stop it or set RECSYS_DATA_DIR"
             ) from error
+        try:
+            self._spawn(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def restart(self, timeout: float = 30.0) -> str:
+        """Start the server again after it exited (the data directory stays locked)."""
+        if self._lock is None:
+            raise EmbeddedRedisError("restart() before start()")
+        if self.process is not None and self.process.poll() is None:
+            raise EmbeddedRedisError("embedded redis is still running")
+        try:
+            self._spawn(timeout)
+        except BaseException:
+            self._terminate()  # the lock stays: this launcher still owns the directory
+            raise
+        return self.url
+
+    def _spawn(self, timeout: float) -> None:
         config_path = self.dir / "redis.conf"
-        config_path.write_text(self.config())
+        if not config_path.exists() or config_path.read_text() != self.config():
+            # Only when it changed: a full disk may refuse the write on a restart.
+            config_path.write_text(self.config())
         self.process = subprocess.Popen(
             [redis_server_binary(), str(config_path)],
             stdin=subprocess.DEVNULL,
@@ -128,7 +151,6 @@ class EmbeddedRedis:
         )
         self._wait_ready(timeout)
         log.info("embedded redis (pid %d) on %s, data in %s", self.process.pid, self.url, self.dir)
-        return self.url
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.process is not None
@@ -147,7 +169,7 @@ class EmbeddedRedis:
                 except (ConnectionError, TimeoutError, BusyLoadingError, FileNotFoundError):
                     pass
                 if time.monotonic() > deadline:
-                    self.stop()
+                    self._terminate()
                     raise EmbeddedRedisError(
                         f"embedded redis did not answer within {timeout:.0f}s; see {self.log_path}"
                     )
@@ -167,6 +189,13 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM: Redis fsyncs the AOF and exits; killed only if it hangs."""
+        self._terminate(timeout)
+        self.process = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _terminate(self, timeout: float = 15.0) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -175,7 +204,3 @@ class EmbeddedRedis:
                 log.warning("embedded redis did not stop in %.0fs; killing it", timeout)
                 self.process.kill()
                 self.process.wait(5)
-        self.process = None
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None

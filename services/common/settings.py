@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     amqp_url: str | None = Field(None, validation_alias=AliasChoices("AMQP_URL", "RECSYS_AMQP_URL"))
     # Embedded Redis: fsync every write (default) or once a second (faster, may lose 1 s).
     embedded_redis_fsync: Literal["always", "everysec"] = "always"
+    # `recsys up` restarts a process that died (services/supervision.py) after this many
+    # seconds, doubled with each quick death ...
+    restart_backoff_initial: float = Field(0.5, gt=0)
+    # ... up to this many seconds ...
+    restart_backoff_max: float = Field(30.0, gt=0)
+    # ... and back to restart_backoff_initial once the process stayed up this many seconds.
+    restart_reset_after: float = Field(60.0, gt=0)
     # Isolation between instances sharing one Redis / one broker: prefix of every Redis key.
     key_prefix: str = "recsys:"
     # RabbitMQ direct exchange, durable queue and routing key (the original service's names).
