@@ -19,6 +19,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+_UNKNOWN = object()
+
 # Less free space than this on the data directory's filesystem is reported as a full disk.
 _NEARLY_FULL = 1024 * 1024
 
@@ -72,7 +74,8 @@ class Supervisor:
     def __init__(self, processes: list[Supervised], report: Callable[[str | None], None]) -> None:
         self.processes = processes
         self.report = report
-        self._reported: str | None = None
+        # Unknown at first: the first round clears a note a previous launcher left.
+        self._reported: object = _UNKNOWN
 
     def check(self, now: float | None = None) -> None:
         """One supervision round: note deaths, restart what is due, update the report."""

@@ -37,7 +37,9 @@ def test_a_dead_process_is_restarted_after_its_delay_and_reported(tmp_path: Path
     )
     supervisor = Supervisor([process], notes.append)
     supervisor.check(now=5)
-    assert notes == [] and fake.starts == 0
+    assert notes == [None], "a note left by an earlier launcher is cleared"
+    supervisor.check(now=5.5)
+    assert notes == [None] and fake.starts == 0, "a note written per round"
 
     fake.code = -9
     supervisor.check(now=6)
@@ -67,7 +69,7 @@ def test_a_dead_process_is_restarted_after_its_delay_and_reported(tmp_path: Path
 def test_a_failed_report_is_tried_again(tmp_path: Path) -> None:
     fake = FakeProcess()
     written: list[str | None] = []
-    failures = [ConnectionError("redis is down")]
+    failures: list[Exception] = []
 
     def report(note: str | None) -> None:
         if failures:
@@ -83,6 +85,9 @@ def test_a_failed_report_is_tried_again(tmp_path: Path) -> None:
         started_at=0,
     )
     supervisor = Supervisor([process], report)
+    supervisor.check(now=0.5)
+    written.clear()
+    failures.append(ConnectionError("redis is down"))
     fake.code = 1
     supervisor.check(now=1)
     assert written == []
