@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
+    # Files and directories recsys creates (the interaction log, the queue, the embedded
+    # Redis's AOF, models) hold users' behaviour: readable by the service's user only.
+    # Inherited by the processes it starts (the embedded redis-server among them).
+    os.umask(0o077)
     try:
         settings = get_settings()
     except ConfigurationError as error:

@@ -25,11 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.collector.accept import EVENT_JSON, RefusedEventError, accept
 from services.common.broker import BrokerUnavailableError, Publisher
+from services.common.events import InteractEvent
 from services.common.http import error_body
 
 PATH = "/interact"
 _JSON = b"application/json"
 _OK_HEADERS = [(b"content-type", b"application/json")]
+_EVENT_KEYS = [f'"{name}"'.encode() for name in InteractEvent.model_fields]
 
 
 class InteractFastPath:
@@ -53,6 +55,10 @@ class InteractFastPath:
         scope["route"] = self.route
         body = await _read_body(receive)
         if body is None:  # the client left, or BodySizeLimit cut the body off: no answer
+            return
+        if _may_repeat_a_key(body):
+            # pydantic-core keeps the last of repeated keys; the route refuses them (422).
+            await self.app(scope, _replay(body, receive), send)
             return
         try:
             event = EVENT_JSON.validate_json(body)
@@ -81,6 +87,16 @@ class InteractFastPath:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+
+def _may_repeat_a_key(body: bytes) -> bool:
+    """True unless each of the event's keys occurs at most once, unescaped, in the body.
+
+    The event has no nested objects and forbids other keys, so only its own top-level
+    names can repeat in a body that validates; a backslash could spell one differently.
+    A few byte searches instead of a second parse on the hot path.
+    """
+    return b"\\" in body or any(body.count(key) > 1 for key in _EVENT_KEYS)
 
 
 def _is_plain_json(scope: Scope) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Annotated
 
 from pydantic import (
@@ -20,6 +21,9 @@ MAX_ID_LENGTH = 256
 MAX_ITEMS_PER_EVENT = 1000
 # Unix seconds; about the year 5138, far beyond any real event.
 MAX_TIMESTAMP = 10**11
+# How far ahead of the server's clock an event's time may be (clients' clocks drift). A
+# rating is latest-wins by time, so an event from the far future would pin it for good.
+MAX_CLOCK_SKEW = 300.0
 
 # Ids are opaque strings; control characters are refused so ids stay printable in logs and keys.
 ItemId = Annotated[
@@ -85,8 +89,14 @@ class InteractEvent(BaseModel):
                 f"item_ids and actions must have the same length "
                 f"({len(self.item_ids)} != {len(self.actions)})"
             )
-        if self.timestamp is not None and not math.isfinite(self.timestamp):
-            raise ValueError("timestamp must be a finite number")
+        if self.timestamp is not None:
+            if not math.isfinite(self.timestamp):
+                raise ValueError("timestamp must be a finite number")
+            if self.timestamp > time.time() + MAX_CLOCK_SKEW:
+                raise ValueError(
+                    f"timestamp is in the future (more than {MAX_CLOCK_SKEW:.0f} s ahead of "
+                    "the server's clock)"
+                )
         return self
 
 

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +24,9 @@ from services.common.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+
+# nginx's code for a request whose client closed the connection before the answer.
+CLIENT_CLOSED_REQUEST = 499
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
@@ -48,16 +52,29 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        started = disconnected = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
             await send(message)
 
+        async def receive_wrapper() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect" and not started:
+                disconnected = True
+            return message
+
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper, send_wrapper)
         finally:
+            if disconnected:
+                # The client left before the answer (nginx's 499), which then went nowhere:
+                # neither a server error (500) nor a bad body (the route's 400).
+                status = CLIENT_CLOSED_REQUEST
             route = scope.get("route")
             # path_format drops converters ("{user_id:path}" -> "{user_id}"): stable labels.
             path = str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
@@ -224,6 +241,16 @@ def _invalid_message(request: Request) -> str:
     return "invalid request"
 
 
+def _message(error: dict[str, Any]) -> str:
+    """A validation error's message; for a body that is no valid JSON, also why (FastAPI
+    keeps that in ``ctx``, e.g. a duplicate key refused by services.common.strict_json)."""
+    message = str(error.get("msg", ""))
+    reason = (error.get("ctx") or {}).get("error")
+    if error.get("type") == "json_invalid" and reason:
+        return f"{message}: {reason}"
+    return message
+
+
 def error_body(message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message}
     if details is not None:
@@ -263,10 +290,16 @@ def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            {"loc": list(e.get("loc", ())), "msg": _message(e), "type": e.get("type")}
             for e in exc.errors()
         ]
         return JSONResponse(error_body(_invalid_message(request), details), status_code=422)
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(_: Request, exc: RedisError) -> JSONResponse:
+        # Any route that meets a hung or lost Redis: a 503 naming it, as the routes that
+        # catch it themselves answer (a 500 would say the request was wrong or a bug).
+        return JSONResponse(error_body(f"redis: {exc}"), status_code=503)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

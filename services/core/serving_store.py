@@ -336,8 +336,10 @@ class ServingStore:
         if titles is not None:
             # Titles do not change rankings, so the catalogue version stays.
             pipe.hset(self.keys.titles, mapping=dict(zip(items, titles, strict=True)))
-        await pipe.execute()
-        return sum(1 for old in existing if old is None)
+        replies = await pipe.execute()
+        # HSET's own count of new fields: each id once, however often the batch repeats
+        # it, and right when another request added some of them meanwhile.
+        return int(replies[0]) if mapping else 0
 
     async def catalogue_size(self) -> int:
         return int(await self.redis.hlen(self.keys.catalogue))

@@ -54,7 +54,7 @@ class InteractionLog:
 
     def _recover(self) -> None:
         if not self.path.exists():
-            self.path.touch()
+            self.path.touch(mode=0o600)  # users' behaviour: the service's user only
             _fsync_dir(self.path.parent)
             return
         with open(self.path, "rb+") as file:

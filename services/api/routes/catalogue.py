@@ -11,8 +11,9 @@ from services.api.deps import AdminDep, StoreDep
 from services.api.schemas import AddItemsRequest, AddItemsResponse, ItemDetails, ItemsResponse
 from services.common.events import MAX_ID_LENGTH
 from services.common.openapi import error, invalid
+from services.common.strict_json import StrictJSONRoute
 
-router = APIRouter(tags=["catalogue"])
+router = APIRouter(tags=["catalogue"], route_class=StrictJSONRoute)
 
 MAX_LOOKUP = 100
 

@@ -15,8 +15,9 @@ from services.collector.deps import PublisherDep
 from services.common.broker import BrokerUnavailableError
 from services.common.events import InteractEvent
 from services.common.openapi import error, invalid
+from services.common.strict_json import StrictJSONRoute
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], route_class=StrictJSONRoute)
 
 
 @router.post(
