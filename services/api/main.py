@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cache = cache
         app.state.counts = counts
         app.state.publisher = publisher
+        app.state.health = health.health_check(store, publisher, settings.health_cache_seconds)
         app.state.recommender = build_recommender(
             store, cache, counts, settings, settings.prefetch_pages
         )

@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publisher = open_publisher(settings, max_inflight=settings.max_inflight_publishes)
         await publisher.connect()
         app.state.publisher = publisher
+        app.state.health = health.health_check(publisher, settings.health_cache_seconds)
         try:
             yield
         finally:

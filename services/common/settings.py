@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     max_waiting_requests: int = Field(512, ge=0)
     # (seconds a request waits for a slot)
     max_wait_seconds: float = Field(2.0, ge=0)
+    # /healthcheck (exempt from the limits above): probes arriving while a check runs share
+    # it; its answer may also be reused this long (0: every answer is the latest check's).
+    health_cache_seconds: float = Field(0.0, ge=0)
 
     # Seconds a request's headers may take from its first byte (or the connection's opening)
     # before the connection is closed; more bytes do not extend it (slowloris,

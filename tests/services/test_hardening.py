@@ -1,17 +1,20 @@
 """The low findings of issue #15, each refused or counted as it should be, on both backends.
 
 Far-future timestamps, /model while Redis hangs, client disconnects in the request metrics,
-duplicate ids in /add_items, repeated JSON keys, and the data files' permissions.
+duplicate ids in /add_items, repeated JSON keys, the data files' permissions and a flood of
+health probes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import stat
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +214,34 @@ def test_data_files_are_readable_by_the_service_user_only(
     }
     assert not shared, f"readable by others: {shared}"
     assert os.stat(settings.log_path).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("service", ["api", "collector"])
+def test_probes_arriving_together_share_one_health_check(settings: Settings, service: str) -> None:
+    """/healthcheck is exempt from the request limits: a flood of it must not become a
+    flood of Redis and broker round trips (each probe queued behind the others)."""
+    factory = create_api if service == "api" else create_collector
+    with TestClient(factory(settings)) as client:
+        state = client.app.state  # type: ignore[attr-defined]
+        checked = state.store if service == "api" else state.publisher
+        name = "ping" if service == "api" else "queue_depth"
+        original = getattr(checked, name)
+        calls: list[float] = []
+
+        async def slow(*args: Any) -> Any:
+            calls.append(time.monotonic())
+            await asyncio.sleep(0.5)
+            return await original(*args)
+
+        setattr(checked, name, slow)
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            answers = list(pool.map(lambda _: client.get("/healthcheck"), range(40)))
+        assert [a.status_code for a in answers] == [200] * 40
+        assert len(calls) <= 4, f"{len(calls)} checks for 40 probes arriving together"
+
+        # Nothing stale: the next probe runs a check of its own and sees the failure.
+        async def down(*args: Any) -> Any:
+            raise ConnectionError("down")
+
+        setattr(checked, name, down)
+        assert client.get("/healthcheck").status_code == 503
