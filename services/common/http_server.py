@@ -97,7 +97,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        # Unless a pipelined request started meanwhile (self.cycle is the latest parsed).
+        if not self.transport.is_closing() and self.cycle.response_complete:
             self.idle[self] = None  # now the most recently active idle connection
 
     def _await_headers(self) -> None:
