@@ -37,7 +37,11 @@ def _serve(factory: str, port: int) -> int:
         access_log=False,
         # Keep the process's logging (services.common.logsetup): one format, JSON or text.
         log_config=None,
-        http=guarded_protocol(settings.http_header_timeout, settings.http_max_connections),
+        http=guarded_protocol(
+            settings.http_header_timeout,
+            settings.http_max_header_bytes,
+            settings.http_max_connections,
+        ),
         timeout_keep_alive=settings.http_keep_alive_timeout,  # type: ignore[arg-type]
     )
     return 0

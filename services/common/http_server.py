@@ -10,6 +10,9 @@ httptools protocol is extended here:
   ``header_timeout`` seconds of opening, or of the first byte of that request; otherwise it
   is closed. The deadline is not reset by more bytes, so dripping one byte at a time
   does not extend it;
+- **header size**: headers still incomplete after ``max_header_bytes`` bytes get a 431 and
+  the connection is closed (httptools, unlike h11, has no bound: a client could fill the
+  memory for the whole deadline);
 - **connection cap**: beyond ``max_connections`` open connections, the connection that has
   been idle longest (waiting for headers, or between keep-alive requests) is closed. A
   request being processed is never cut, and a fresh client whose request arrives in one
@@ -36,6 +39,12 @@ _SPARE_DESCRIPTORS = 256
 
 _TIMED_OUT = HTTP_CONNECTIONS_CLOSED.labels("header_timeout")
 _EVICTED = HTTP_CONNECTIONS_CLOSED.labels("connection_cap")
+_TOO_LARGE = HTTP_CONNECTIONS_CLOSED.labels("header_size")
+_TOO_LARGE_BODY = b'{"error":"request header fields are too large"}'
+_HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
+)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -45,6 +54,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     """
 
     header_timeout: float = 10.0
+    max_header_bytes: int = 65536
     max_connections: int = 4096
     # Connections not processing a request, oldest idle first (a dict keeps insertion
     # order): the eviction candidates. One per server, set by guarded_protocol().
@@ -59,6 +69,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -75,6 +86,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._header_deadline is not None:
+            # Still no end of headers after this chunk (one that ended them, with a body
+            # after them, is not counted).
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                _TOO_LARGE.inc()
+                if not self.transport.is_closing():
+                    self.transport.write(_HEADERS_TOO_LARGE)
+                self._close()
+                return
         # Bytes that begin no request (stray CRLFs) cancelled uvicorn's keep-alive timer
         # without starting a request: give them the header deadline instead.
         if (
@@ -103,6 +124,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _await_headers(self) -> None:
         self.idle[self] = None
+        self._header_bytes = 0
         self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _cancel_deadline(self) -> None:
@@ -123,13 +145,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def guarded_protocol(header_timeout: float, max_connections: int) -> type[GuardedHttpProtocol]:
+def guarded_protocol(
+    header_timeout: float, max_header_bytes: int, max_connections: int
+) -> type[GuardedHttpProtocol]:
     """A protocol class for one uvicorn server (``uvicorn.run(http=...)``) with its limits."""
-    return type(
-        "GuardedHttpProtocol",
-        (GuardedHttpProtocol,),
-        {"header_timeout": header_timeout, "max_connections": max_connections, "idle": {}},
-    )
+    limits = {
+        "header_timeout": header_timeout,
+        "max_header_bytes": max_header_bytes,
+        "max_connections": max_connections,
+    }
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {**limits, "idle": {}})
 
 
 def raise_descriptor_limit(max_connections: int) -> None:

@@ -163,6 +163,8 @@ class Settings(BaseSettings):
     # before the connection is closed; more bytes do not extend it (slowloris,
     # services/common/http_server.py).
     http_header_timeout: float = Field(10.0, gt=0)
+    # Bytes of a request's headers; more get 431 and the connection closed.
+    http_max_header_bytes: int = Field(65536, ge=1024)
     # Seconds an idle keep-alive connection stays open.
     http_keep_alive_timeout: float = Field(5.0, gt=0)
     # Open connections per server; beyond it the one idle longest is closed (never one whose

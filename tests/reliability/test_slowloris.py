@@ -27,8 +27,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.backends("real", "embedded")]
 ATTACK = 3000  # half-sent requests per server, three times its descriptors
 DESCRIPTORS = 1024
 CAP = 800
+CLOSING = 64
 HEADER_TIMEOUT = 3.0
-PROMPT = 2.0  # seconds a probe may take while the attack holds its connections
+# Seconds a probe may take while the attack holds its connections: measured 20-850 ms on
+# 2 busy cores; without the guards no probe is answered at all.
+PROMPT = 3.0
 HALF_REQUEST = b"GET /recs/victim HTTP/1.1\r\nHost: recsys\r\nX-Slow: "
 
 
@@ -60,6 +63,15 @@ def half_sent_requests(port: int, count: int) -> Iterator[list[socket.socket]]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def server_connections(pid: int, port: int) -> int:
+    """TCP connections the server process has accepted on ``port`` and still holds."""
+    return sum(
+        1
+        for connection in psutil.Process(pid).net_connections(kind="tcp")
+        if connection.laddr and connection.laddr.port == port and connection.raddr
+    )
 
 
 def closed_by_server(sock: socket.socket) -> bool:
@@ -102,13 +114,16 @@ def test_half_sent_requests_neither_block_service_nor_stay_open(
     )
     deployment.start_all()
     try:
+        pids = {name: server_pid(deployment, name) for name in ("api", "collector")}
         for name in ("api", "collector"):
-            process = psutil.Process(server_pid(deployment, name))
+            process = psutil.Process(pids[name])
             _, hard = process.rlimit(psutil.RLIMIT_NOFILE)
             process.rlimit(psutil.RLIMIT_NOFILE, (DESCRIPTORS, hard))
         httpx.post(
             f"{deployment.api}/add_items", json={"item_ids": [f"i{n}" for n in range(20)]}
         ).raise_for_status()
+        # The first /recs builds the serving state: not what is measured here.
+        httpx.get(f"{deployment.api}/recs/warm-up", timeout=30).raise_for_status()
 
         for name, url in (("api", deployment.api), ("collector", deployment.collector)):
             port = int(url.rsplit(":", 1)[1])
@@ -129,11 +144,13 @@ def test_half_sent_requests_neither_block_service_nor_stay_open(
                     f"{name}: /healthcheck took {health_s:.2f}s, the request {recs_s:.2f}s"
                 )
 
-                # Beyond the cap the oldest idle ones went at once (a few more may still wait
-                # in the kernel's accept backlog); the rest wait for the header deadline.
-                open_now = sum(not closed_by_server(sock) for sock in attack)
-                assert 0 < open_now < ATTACK / 2, f"{open_now} half-sent requests open at once"
-                deadline = started + HEADER_TIMEOUT + 5
+                # The server holds at most the cap (beyond it the oldest idle ones went at
+                # once; more may still wait in the kernel's accept backlog, which costs the
+                # server nothing); the ones it holds wait for the header deadline.
+                held = server_connections(pids[name], port)
+                # (+ CLOSING: an evicted socket is closed on the event loop's next turn.)
+                assert 0 < held <= CAP + CLOSING, f"{name} holds {held} connections"
+                deadline = started + HEADER_TIMEOUT + 10
                 while time.monotonic() < deadline:
                     still_open = sum(not closed_by_server(sock) for sock in attack)
                     if not still_open:
@@ -145,7 +162,7 @@ def test_half_sent_requests_neither_block_service_nor_stay_open(
             print(
                 f"[slowloris {settings_backend(settings)} {name}] {ATTACK} half-sent requests "
                 f"opened in {opened:.2f}s, {DESCRIPTORS} descriptors, cap {CAP}: "
-                f"{open_now} held open, /healthcheck {health_s * 1000:.0f} ms, "
+                f"{held} held by the server, /healthcheck {health_s * 1000:.0f} ms, "
                 f"{'/recs' if name == 'api' else '/interact'} {recs_s * 1000:.0f} ms, "
                 f"all closed after {all_closed_s:.1f}s (header timeout {HEADER_TIMEOUT}s)"
             )
@@ -197,5 +214,28 @@ def test_a_request_dripped_byte_by_byte_is_cut_at_the_header_deadline(
             elapsed = time.monotonic() - started
         assert closed
         assert HEADER_TIMEOUT - 0.5 < elapsed < HEADER_TIMEOUT + 3, f"cut after {elapsed:.1f}s"
+    finally:
+        deployment.stop_all()
+
+
+@pytest.mark.backends("real")  # the api alone; the protocol is the same on both backends
+def test_endless_headers_get_431_at_once(settings: Settings, tmp_path: Path) -> None:
+    """Headers are bounded in bytes too, not only in time: no memory filled for 10 s."""
+    deployment = Deployment(settings, tmp_path)
+    deployment.start("api")
+    try:
+        wait_until(lambda: answers(f"{deployment.api}/healthcheck"), 30, deployment.logs)
+        fine = httpx.get(f"{deployment.api}/healthcheck", headers={"x-big": "a" * 8000})
+        assert fine.status_code == 200
+        with socket.create_connection(("127.0.0.1", deployment.api_port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(HALF_REQUEST + b"a" * 100_000)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            elapsed = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+        assert answer.endswith(b'{"error":"request header fields are too large"}')
+        assert elapsed < 2, f"answered after {elapsed:.1f}s"
     finally:
         deployment.stop_all()
