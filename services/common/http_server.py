@@ -2,8 +2,8 @@
 
 uvicorn closes an idle keep-alive connection after ``timeout_keep_alive``, but it gives a
 connection that has sent part of a request's headers no deadline at all, and it caps
-nothing: 20,000 half-sent requests held every file descriptor of the api and kept it
-unusable for over a minute (issue #6). uvicorn has no setting for either, so its
+nothing: 20,000 half-sent requests kept the api unusable for over a minute (issue #6); at
+its open-files limit it stopped accepting anyone. uvicorn has no setting for either, so its
 httptools protocol is extended here:
 
 - **header deadline**: a connection must finish a request's headers within
