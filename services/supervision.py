@@ -71,15 +71,21 @@ class Supervisor:
     that long (the launcher shows it in /healthcheck).
     """
 
-    def __init__(self, processes: list[Supervised], report: Callable[[str | None], None]) -> None:
+    def __init__(
+        self,
+        processes: list[Supervised],
+        report: Callable[[str | None], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.processes = processes
         self.report = report
+        self.clock = clock
         # Unknown at first: the first round clears a note a previous launcher left.
         self._reported: object = _UNKNOWN
 
-    def check(self, now: float | None = None) -> None:
+    def check(self) -> None:
         """One supervision round: note deaths, restart what is due, update the report."""
-        now = time.monotonic() if now is None else now
+        now = self.clock()
         for process in self.processes:
             if process.restart_at is None:
                 code = process.poll()
@@ -111,7 +117,7 @@ class Supervisor:
             log.error("%s did not start: %s", process.name, error)
             return
         process.log_offset = log_size(process.log_path)  # its start-up lines are no cause
-        process.started_at = time.monotonic()
+        process.started_at = self.clock()  # start() may have taken a while (Redis loading)
         process.restart_at = None
         process.restarts += 1
         log.warning("%s restarted (restart %d)", process.name, process.restarts)

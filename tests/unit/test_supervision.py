@@ -14,6 +14,19 @@ def test_backoff_doubles_up_to_the_cap_and_resets_after_a_long_run() -> None:
     assert backoff.next_delay(uptime=2) == 1
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def check_at(supervisor: Supervisor, clock: Clock, now: float) -> None:
+    clock.now = now
+    supervisor.check()
+
+
 class FakeProcess:
     def __init__(self) -> None:
         self.code: int | None = None
@@ -35,34 +48,36 @@ def test_a_dead_process_is_restarted_after_its_delay_and_reported(tmp_path: Path
         data_dir=tmp_path,
         started_at=0,
     )
-    supervisor = Supervisor([process], notes.append)
-    supervisor.check(now=5)
+    clock = Clock()
+    supervisor = Supervisor([process], notes.append, clock)
+    check_at(supervisor, clock, 5)
     assert notes == [None], "a note left by an earlier launcher is cleared"
-    supervisor.check(now=5.5)
+    check_at(supervisor, clock, 5.5)
     assert notes == [None] and fake.starts == 0, "a note written per round"
 
     fake.code = -9
-    supervisor.check(now=6)
+    check_at(supervisor, clock, 6)
     assert fake.starts == 0, "restarted before its delay"
     assert notes[-1] == "api down (last exit: killed by SIGKILL)"
-    supervisor.check(now=6.9)
+    check_at(supervisor, clock, 6.9)
     assert fake.starts == 0
-    supervisor.check(now=7)
+    check_at(supervisor, clock, 7)
     assert fake.starts == 1 and process.restarts == 1
     assert notes[-1] == "api restarted 1x (last exit: killed by SIGKILL)"
 
     fake.code = 3  # dies again at once: twice the delay
-    supervisor.check(now=7.5)
-    supervisor.check(now=9.4)
+    check_at(supervisor, clock, 7.5)
+    check_at(supervisor, clock, 9.4)
     assert fake.starts == 1
-    supervisor.check(now=9.5)
+    check_at(supervisor, clock, 9.5)
     assert fake.starts == 2
 
     # Up long enough: the note goes.
     started = process.started_at
-    supervisor.check(now=started + 9)
+    assert started == 9.5
+    check_at(supervisor, clock, started + 9)
     assert notes[-1] is not None
-    supervisor.check(now=started + 10)
+    check_at(supervisor, clock, started + 10)
     assert notes[-1] is None
 
 
@@ -84,14 +99,15 @@ def test_a_failed_report_is_tried_again(tmp_path: Path) -> None:
         data_dir=tmp_path,
         started_at=0,
     )
-    supervisor = Supervisor([process], report)
-    supervisor.check(now=0.5)
+    clock = Clock()
+    supervisor = Supervisor([process], report, clock)
+    check_at(supervisor, clock, 0.5)
     written.clear()
     failures.append(ConnectionError("redis is down"))
     fake.code = 1
-    supervisor.check(now=1)
+    check_at(supervisor, clock, 1)
     assert written == []
-    supervisor.check(now=1.5)
+    check_at(supervisor, clock, 1.5)
     assert written == ["trainer down (last exit: exit code 1)"]
 
 
