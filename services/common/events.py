@@ -68,7 +68,13 @@ class InteractEvent(BaseModel):
     user_id: UserId
     item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
     actions: list[Action] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
-    timestamp: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP)
+    timestamp: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        description=f"Unix seconds (server time if absent); at most {MAX_CLOCK_SKEW:.0f} s "
+        "ahead of the server's clock",
+    )
 
     @model_validator(mode="before")
     @classmethod
