@@ -89,8 +89,10 @@ def test_fuzz_collector(fuzz_settings: Settings) -> None:
     )
     print(seen)
     assert seen.get("POST /interact 4xx", 0) > 20, seen  # invalid events were really tried
-    # Few: the schema cannot say that item_ids and actions must have the same length.
-    assert seen.get("POST /interact 2xx", 0) >= 10, seen
+    # Few: the schema cannot say that item_ids and actions must have the same length, nor
+    # that a timestamp may be at most 300 s ahead of the server's clock (its maximum is
+    # the year 5138): 9 of the 120 derandomized cases are valid events.
+    assert seen.get("POST /interact 2xx", 0) >= 5, seen
     # Exactly the accepted events reached the queue: nothing from a rejected one.
     assert queue_depth(fuzz_settings) == accepted
 
