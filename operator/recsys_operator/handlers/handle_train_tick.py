@@ -63,7 +63,12 @@ async def training_status(
     updates: list[dict[str, Any]] = []
     patch: dict[str, Any] = {}
     if found is None:
-        if not any(cond.get("type") == c.COND_TRAINING for cond in previous):
+        existing = next((cond for cond in previous if cond.get("type") == c.COND_TRAINING), None)
+        if existing is not None and existing.get("observedGeneration") != generation:
+            # No newer finished run (or its Job was pruned): the last verdict stands, and it
+            # has now been re-checked against this generation of the spec.
+            updates.append({**existing, "observedGeneration": generation})
+        elif existing is None:
             updates.append(
                 condition(
                     c.COND_TRAINING,
