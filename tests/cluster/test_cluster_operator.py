@@ -1,0 +1,337 @@
+"""The operator as a real process, authenticated as the operator chart's ServiceAccount.
+
+RBAC is enforced (the token is not system:masters), kube-controller-manager runs the garbage
+collector and the workload controllers, and OwnerReferencesPermissionEnforcement is on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from recsys_operator import constants as c
+
+from tests.charts.conftest import OPERATOR_CHART
+from tests.cluster.conftest import Helm, Kubectl
+from tests.cluster.conftest import eventually as _eventually
+from tests.cluster.controlplane import ControlPlane, free_port, kubeconfig
+
+OPERATOR_NS = "recsys-system"
+SERVICE_ACCOUNT = "ops-recsys-operator"
+# Every kind the operator creates for a RecSystem with Ingress, HPAs, PDBs and monitoring on.
+CHILD_KINDS = {
+    "configmaps": {"{n}-config"},
+    "secrets": {"{n}-admin"},
+    "persistentvolumeclaims": {"{n}-data"},
+    "deployments": {"{n}-api", "{n}-collector", "{n}-ingest"},
+    "services": {"{n}-api", "{n}-collector", "{n}-ingest"},
+    "horizontalpodautoscalers": {"{n}-api", "{n}-collector"},
+    "poddisruptionbudgets": {"{n}-api", "{n}-collector"},
+    "ingresses": {"{n}"},
+    "servicemonitors": {"{n}"},
+    "prometheusrules": {"{n}"},
+}
+
+
+class OperatorProcess:
+    """``recsys-operator`` (the console script) with a kubeconfig holding only a SA token."""
+
+    def __init__(self, kubeconfig_path: Path, log: Path) -> None:
+        self.log = log
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig_path),
+            "RECSYS_OPERATOR_TICK_SECONDS": "1",
+            "RECSYS_OPERATOR_RESYNC_SECONDS": "15",
+            "RECSYS_OPERATOR_LIVENESS_PORT": str(free_port()),
+            "RECSYS_OPERATOR_DEFAULT_IMAGE": "recsys:cluster-test",
+        }
+        # No in-cluster config may leak in: the kubeconfig is the only credential.
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        script = Path(sys.executable).with_name("recsys-operator")
+        self.proc = subprocess.Popen(
+            [str(script)],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> None:
+        assert self.proc.poll() is None, f"operator exited:\n{self.output()[-4000:]}"
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError("operator did not stop within 60 s of SIGTERM") from None
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane,
+    kubectl: Kubectl,
+    helm_cli: Helm,
+    crd: None,
+    monitoring_crds: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The operator chart installed (its SA and RBAC), and the operator run with its token."""
+    helm_cli.run("install", "ops", str(OPERATOR_CHART), "-n", OPERATOR_NS, "--create-namespace")
+    token = kubectl.run(
+        "create", "token", SERVICE_ACCOUNT, "-n", OPERATOR_NS, "--duration=2h"
+    ).stdout.strip()
+    work = tmp_path_factory.mktemp("operator")
+    config = work / "sa.kubeconfig"
+    config.write_text(
+        kubeconfig(control_plane.server, control_plane.pki / "ca.crt", {"token": token})
+    )
+    # The token really is the ServiceAccount, with no more rights than the chart grants.
+    who = Kubectl(kubectl.binary, config).run(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
+    )
+    assert who.stdout == f"system:serviceaccount:{OPERATOR_NS}:{SERVICE_ACCOUNT}"
+    process = OperatorProcess(config, work / "operator.log")
+    _current.append(process)
+    try:
+        yield process
+    finally:
+        code = process.stop()
+        helm_cli.run("uninstall", "ops", "-n", OPERATOR_NS, check=False)
+        assert code == 0, f"operator exit code {code}:\n{process.output()[-4000:]}"
+
+
+_current: list[OperatorProcess] = []
+
+
+def eventually(probe: Callable[[], Any], **kwargs: Any) -> Any:
+    """``conftest.eventually`` whose failure message ends with the operator's log."""
+    try:
+        return _eventually(probe, **kwargs)
+    except AssertionError as exc:
+        tail = _current[-1].output()[-4000:] if _current else ""
+        raise AssertionError(f"{exc}\n--- operator log (tail) ---\n{tail}") from None
+
+
+def same_children(kubectl: Kubectl, name: str, namespace: str) -> bool:
+    expected = expected_children(name)
+    got = children(kubectl, name, namespace)
+    assert got == expected, f"children: got {got}, want {expected}"
+    return True
+
+
+def recsystem(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "redis": {"secretRef": {"name": "conn", "key": "redis-url"}},
+            "amqp": {"secretRef": {"name": "conn", "key": "amqp-url"}},
+            "ingress": {"enabled": True, "host": f"{name}.example.com"},
+            "monitoring": {
+                "serviceMonitor": {"enabled": True},
+                "prometheusRule": {"enabled": True},
+            },
+            **spec,
+        },
+    }
+    return body
+
+
+def connection_secret(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "conn", "namespace": namespace},
+        "stringData": {"redis-url": "redis://redis:6379/0", "amqp-url": "amqp://rabbit:5672/"},
+    }
+
+
+def children(kubectl: Kubectl, name: str, namespace: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for kind in CHILD_KINDS:
+        items = kubectl.items(kind, namespace, f"{c.LABEL_INSTANCE}={name}")
+        found[kind] = {i["metadata"]["name"] for i in items}
+    return found
+
+
+def expected_children(name: str) -> dict[str, set[str]]:
+    return {kind: {n.format(n=name) for n in names} for kind, names in CHILD_KINDS.items()}
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {cond["type"]: cond for cond in (obj.get("status") or {}).get("conditions") or []}
+
+
+def test_operator_reconciles_children_with_owner_references_under_its_own_rbac(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply([connection_secret(namespace), recsystem("shop", namespace)])
+    expected = expected_children("shop")
+    eventually(lambda: same_children(kubectl, "shop", namespace), timeout=90, what="children")
+    owner = kubectl.get("recsystem", "shop", namespace)
+    assert owner is not None
+    for kind, names in expected.items():
+        for child in names:
+            obj = kubectl.get(kind, child, namespace)
+            assert obj is not None
+            refs = obj["metadata"].get("ownerReferences") or []
+            assert refs == [
+                {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND,
+                    "name": "shop",
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ], f"{kind}/{child}: {refs}"
+    operator.alive()
+
+
+def test_status_conditions_carry_the_observed_generation(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply([connection_secret(namespace), recsystem("gen", namespace)])
+
+    def observed(generation: int) -> bool:
+        obj = kubectl.get("recsystem", "gen", namespace)
+        assert obj is not None
+        status = obj.get("status") or {}
+        generations = {t: cond.get("observedGeneration") for t, cond in conditions(obj).items()}
+        assert generations, f"no conditions yet: {status}"
+        assert set(generations.values()) == {generation}, f"conditions: {generations}"
+        assert status.get("observedGeneration") == generation, f"status: {status}"
+        return True
+
+    eventually(lambda: observed(1), timeout=90, what="conditions of generation 1")
+    kubectl.run("patch", "recsystem", "gen", "-n", namespace, "--type=merge",
+                "-p", '{"spec": {"logLevel": "DEBUG"}}')  # fmt: skip
+    eventually(lambda: observed(2), timeout=90, what="conditions of generation 2")
+    configmap = kubectl.get("configmap", "gen-config", namespace)
+    assert configmap is not None
+    assert "DEBUG" in configmap["data"].values()
+
+
+def test_kubectl_get_prints_the_printer_columns(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply([connection_secret(namespace), recsystem("cols", namespace)])
+    eventually(
+        lambda: conditions(kubectl.get("recsystem", "cols", namespace) or {}).get(c.COND_READY),
+        timeout=90,
+        what="Ready condition",
+    )
+    header, row = kubectl.run("get", "recsys", "-n", namespace).stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "READY", "MODEL", "LAST-TRAINING", "NDCG@10", "AGE"]
+    assert row.split()[0] == "cols"
+    assert row.split()[1] in {"True", "False", "Unknown"}
+    wide = kubectl.run("get", "rsys", "-n", namespace, "-o", "wide").stdout.splitlines()[0]
+    assert "PHASE" in wide.split()
+
+
+def test_drift_is_corrected(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    kubectl.apply([connection_secret(namespace), recsystem("drift", namespace)])
+    eventually(lambda: kubectl.get("service", "drift-api", namespace), timeout=90, what="Service")
+    old_uid = (kubectl.get("service", "drift-api", namespace) or {})["metadata"]["uid"]
+    kubectl.run("delete", "service", "drift-api", "-n", namespace)
+    eventually(
+        lambda: (
+            (kubectl.get("service", "drift-api", namespace) or {}).get("metadata", {}).get("uid")
+            not in {None, old_uid}
+        ),
+        timeout=60,
+        what="the deleted Service to be recreated",
+    )
+    kubectl.run("set", "image", "deployment/drift-api", "api=evil:latest", "-n", namespace)
+
+    def image() -> str:
+        dep = kubectl.get("deployment", "drift-api", namespace) or {}
+        containers = dep["spec"]["template"]["spec"]["containers"]
+        return str(containers[0]["image"])
+
+    eventually(lambda: image() == "recsys:cluster-test", timeout=60, what="image reverted")
+
+
+def test_deleting_the_recsystem_garbage_collects_its_children(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply([connection_secret(namespace), recsystem("gc", namespace)])
+    eventually(lambda: same_children(kubectl, "gc", namespace), timeout=90, what="children")
+    kubectl.run("delete", "recsystem", "gc", "-n", namespace, "--timeout=60s")
+    # The garbage collector of kube-controller-manager, not the operator, removes them.
+    eventually(
+        lambda: not any(children(kubectl, "gc", namespace).values()),
+        timeout=90,
+        what="children garbage-collected",
+    )
+
+
+def test_deployments_become_replicasets_and_pods(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply([connection_secret(namespace), recsystem("rs", namespace)])
+
+    def replicasets() -> list[dict[str, Any]]:
+        return [
+            rs
+            for rs in kubectl.items("replicasets", namespace)
+            if rs["metadata"]["ownerReferences"][0]["name"] == "rs-api"
+        ]
+
+    sets = eventually(replicasets, timeout=90, what="ReplicaSet of rs-api")
+    assert sets[0]["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+    # Pods exist (Pending: there is no node), created by the ReplicaSet controller.
+    pods = eventually(
+        lambda: kubectl.items("pods", namespace, f"{c.LABEL_INSTANCE}=rs"), timeout=60, what="pods"
+    )
+    assert all(p["status"]["phase"] == "Pending" for p in pods)
+
+
+def test_a_schedule_becomes_jobs_created_by_the_cronjob_controller(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(
+        [
+            connection_secret(namespace),
+            recsystem("cron", namespace, training={"schedule": "* * * * *"}),
+        ]
+    )
+    eventually(lambda: kubectl.get("cronjob", "cron-train", namespace), timeout=90, what="CronJob")
+    # The CronJob controller fires at the next minute boundary (at most ~60 s away).
+    jobs = eventually(
+        lambda: kubectl.items("jobs", namespace), timeout=150, interval=2, what="a Job"
+    )
+    owner = jobs[0]["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("CronJob", "cron-train")
+    # ...and the Job controller makes its Pod.
+    eventually(
+        lambda: kubectl.items(
+            "pods", namespace, f"{c.LABEL_JOB_NAME}={jobs[0]['metadata']['name']}"
+        ),
+        timeout=60,
+        what="the Job's Pod",
+    )
+
+
+def test_the_operator_was_never_forbidden(operator: OperatorProcess) -> None:
+    """Runs last in this module: every call above was made with the chart's RBAC only."""
+    operator.alive()
+    # RBAC denials only (not e.g. "namespace is being terminated", also a 403).
+    denials = re.findall(
+        r".*is forbidden: (?:User \"|cannot set blockOwnerDeletion).*", operator.output()
+    )
+    assert not denials, "\n".join(sorted(set(denials)))
