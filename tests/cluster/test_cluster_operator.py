@@ -6,11 +6,13 @@ collector and the workload controllers, and OwnerReferencesPermissionEnforcement
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +326,150 @@ def test_a_schedule_becomes_jobs_created_by_the_cronjob_controller(
         ),
         timeout=60,
         what="the Job's Pod",
+    )
+
+
+# --- the test as kubelet: a fake Node, pod status written by the test ---------------------
+
+
+@pytest.fixture(scope="module")
+def fake_node(kubectl: Kubectl) -> str:
+    """A Node object with no kubelet behind it (the test writes what a kubelet would)."""
+    name = "fake-node"
+    if kubectl.get("node", name) is None:
+        kubectl.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    ready = {
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+            "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+        }
+    }
+    kubectl.run("patch", "node", name, "--subresource=status", "--type=merge",
+                "-p", json.dumps(ready))  # fmt: skip
+    return name
+
+
+def run_pod_as_kubelet(
+    kubectl: Kubectl, namespace: str, pod: str, node: str, exit_code: int, message: str
+) -> None:
+    """Bind ``pod`` to ``node`` (the scheduler's job) and finish its container (the kubelet's)."""
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": pod},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
+    kubectl.run("create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/binding",
+                "-f", "-", stdin=json.dumps(binding))  # fmt: skip
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {
+        "status": {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "containerStatuses": [
+                {
+                    "name": c.TRAIN,
+                    "image": "recsys:cluster-test",
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {
+                        "terminated": {
+                            "exitCode": exit_code,
+                            "reason": "Completed" if exit_code == 0 else "Error",
+                            "message": message,
+                            "startedAt": now,
+                            "finishedAt": now,
+                        }
+                    },
+                }
+            ],
+        }
+    }
+    kubectl.run("patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=merge",
+                "-p", json.dumps(status))  # fmt: skip
+
+
+def test_a_training_pod_finished_by_the_test_as_kubelet_fills_the_status(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, fake_node: str
+) -> None:
+    """Operator Job → Job controller Pod → (test as kubelet) terminated with the summary →
+    Job controller completes the Job → operator reads the termination message into status."""
+    kubectl.apply(
+        [connection_secret(namespace), recsystem("ml", namespace, training={"intervalSeconds": 10})]
+    )
+    pods = eventually(
+        lambda: kubectl.items("pods", namespace, c.LABEL_JOB_NAME),
+        timeout=90,
+        what="the first training Pod",
+    )
+    pod = pods[0]
+    job = pod["metadata"]["labels"][c.LABEL_JOB_NAME]
+    summary = {
+        "version": "v-cluster-1",
+        "model": "ease",
+        "trained_at": "2026-01-02T03:04:05+00:00",
+        "metrics": {"ndcg@10": 0.4242, "precision@10": 0.125},
+    }
+    run_pod_as_kubelet(
+        kubectl, namespace, pod["metadata"]["name"], fake_node, 0, json.dumps(summary)
+    )
+
+    def job_complete() -> bool:
+        conds = {cd["type"]: cd["status"] for cd in (kubectl.get("job", job, namespace) or {})
+                 .get("status", {}).get("conditions") or []}  # fmt: skip
+        assert conds.get("Complete") == "True", f"job conditions: {conds}"
+        return True
+
+    eventually(job_complete, timeout=60, what="the Job controller to complete the Job")
+
+    def status_filled() -> dict[str, Any]:
+        obj = kubectl.get("recsystem", "ml", namespace) or {}
+        status = obj.get("status") or {}
+        assert status.get("modelVersion") == "v-cluster-1", f"status: {status}"
+        return obj
+
+    obj = eventually(status_filled, timeout=60, what="status from the termination message")
+    status = obj["status"]
+    assert status["holdoutNDCG"] == pytest.approx(0.4242)
+    assert status["holdoutPrecision"] == pytest.approx(0.125)
+    assert status["lastTrainingJob"] == job
+    training = conditions(obj)[c.COND_TRAINING]
+    assert (training["status"], training["reason"]) == ("True", "JobSucceeded")
+    model = conditions(obj)[c.COND_MODEL]
+    assert (model["status"], model["reason"]) == ("True", "ModelPublished")
+    row = kubectl.run("get", "recsys", "ml", "-n", namespace, "--no-headers").stdout.split()
+    assert "v-cluster-1" in row and "0.4242" in row, row
+
+
+def test_a_failed_training_pod_sets_training_succeeded_false(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, fake_node: str
+) -> None:
+    kubectl.apply(
+        [
+            connection_secret(namespace),
+            recsystem("bad", namespace, training={"intervalSeconds": 10}),
+        ]
+    )
+    pods = eventually(
+        lambda: kubectl.items("pods", namespace, c.LABEL_JOB_NAME), timeout=90, what="a Pod"
+    )
+    name = pods[0]["metadata"]["name"]
+    run_pod_as_kubelet(kubectl, namespace, name, fake_node, 1, "Traceback: out of memory")
+
+    def training_failed() -> dict[str, Any]:
+        obj = kubectl.get("recsystem", "bad", namespace) or {}
+        training = conditions(obj).get(c.COND_TRAINING) or {}
+        assert training.get("reason") == "JobFailed", f"TrainingSucceeded: {training}"
+        return training
+
+    training = eventually(training_failed, timeout=90, what="TrainingSucceeded=False")
+    assert training["status"] == "False"
+    # The Job controller, not the operator, decided the Job failed (backoffLimit 0).
+    job = kubectl.get("job", pods[0]["metadata"]["labels"][c.LABEL_JOB_NAME], namespace)
+    assert job is not None
+    assert any(
+        cd["type"] == "Failed" and cd["status"] == "True" for cd in job["status"]["conditions"]
     )
 
 
