@@ -41,6 +41,7 @@ PLURALS: Final[Mapping[tuple[str, str], str]] = {
 }
 
 MERGE_PATCH: Final = "application/merge-patch+json"
+APPLY_PATCH: Final = "application/apply-patch+yaml"  # a JSON body is valid YAML
 
 
 class Outcome(StrEnum):
@@ -223,6 +224,23 @@ class Kube:
             raise
         return True
 
+    async def apply(self, desired: Obj) -> Obj:
+        """Server-side apply of the whole desired object, as field manager ``recsys-operator``.
+
+        The server then owns the bookkeeping a merge patch lacked: a field we stop sending is
+        removed from the child, an unchanged apply writes nothing (same resourceVersion, no
+        watch event), and ``force`` takes fields back from whoever edited them by hand.
+        """
+        meta = desired["metadata"]
+        path = path_for(desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"])
+        return await self._call(
+            "PATCH",
+            path,
+            body=desired,
+            query=[("fieldManager", c.OPERATOR_NAME), ("force", "true")],
+            content_type=APPLY_PATCH,
+        )
+
     async def ensure(
         self,
         desired: Obj,
@@ -231,26 +249,32 @@ class Kube:
         live: Obj | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> Outcome:
-        """Create-or-patch: make the live object contain ``desired``.
+        """Make the live object match ``desired`` (server-side apply).
 
-        ``live`` skips the GET when the caller already holds the current object (watch events).
+        ``live`` (a watch event's object) skips the write when it already contains every field
+        we set: the event was caused by someone else's harmless change, or by our own apply.
         ``update=False`` only creates (PVCs, generated Secrets: never overwritten).
         """
         log = logger or logging.getLogger(__name__)
         meta = desired["metadata"]
         api_version, kind = desired["apiVersion"], desired["kind"]
         namespace, name = meta["namespace"], meta["name"]
-        current = live or await self.get(api_version, kind, namespace, name)
-        if current is None:
-            if await self.create(desired, tolerate_conflict=True) is not None:
-                log.info("created %s/%s", kind, name)
-                return Outcome.CREATED
-            # Someone created it between our GET and POST: fall through and compare.
-            current = await self.get(api_version, kind, namespace, name)
-            if current is None:
+        if not update:
+            if (live or await self.get(api_version, kind, namespace, name)) is not None:
                 return Outcome.UNCHANGED
-        if not update or is_subset(desired, current):
+            if await self.create(desired, tolerate_conflict=True) is None:
+                return Outcome.UNCHANGED  # created concurrently: never overwritten anyway
+            log.info("created %s/%s", kind, name)
+            return Outcome.CREATED
+        if live is not None and is_subset(desired, live):
             return Outcome.UNCHANGED
-        await self.patch(api_version, kind, namespace, name, desired, tolerate_missing=False)
-        log.info("patched %s/%s (drift or spec change)", kind, name)
+        before = live or await self.get(api_version, kind, namespace, name)
+        after = await self.apply(desired)
+        if before is None:
+            log.info("created %s/%s", kind, name)
+            return Outcome.CREATED
+        version = (after.get("metadata") or {}).get("resourceVersion")
+        if version == (before.get("metadata") or {}).get("resourceVersion"):
+            return Outcome.UNCHANGED
+        log.info("applied %s/%s (drift or spec change)", kind, name)
         return Outcome.PATCHED

@@ -268,6 +268,32 @@ def test_drift_is_corrected(operator: OperatorProcess, kubectl: Kubectl, namespa
     eventually(lambda: image() == "recsys:cluster-test", timeout=60, what="image reverted")
 
 
+def test_a_field_removed_from_the_spec_is_removed_from_the_child(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """Server-side apply: what the operator stops sending, the server removes (a JSON merge
+    patch of the new desired object left it in place, and the subset check saw no drift)."""
+    spec_ingress = {"enabled": True, "host": "ssa.example.com", "className": "traefik"}
+    kubectl.apply([connection_secret(namespace), recsystem("ssa", namespace, ingress=spec_ingress)])
+
+    def ingress_class() -> str | None:
+        ingress = kubectl.get("ingress", "ssa", namespace)
+        assert ingress is not None, "no Ingress yet"
+        return (ingress["spec"] or {}).get("ingressClassName")
+
+    eventually(lambda: ingress_class() == "traefik", timeout=90, what="ingressClassName")
+    kubectl.run("patch", "recsystem", "ssa", "-n", namespace, "--type=json",
+                "-p", '[{"op": "remove", "path": "/spec/ingress/className"}]')  # fmt: skip
+    eventually(lambda: ingress_class() is None, timeout=60, what="ingressClassName removed")
+    ingress = json.loads(
+        kubectl.run(
+            "get", "ingress", "ssa", "-n", namespace, "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    managers = {(m["manager"], m["operation"]) for m in ingress["metadata"]["managedFields"]}
+    assert (c.OPERATOR_NAME, "Apply") in managers, managers
+
+
 def test_deleting_the_recsystem_garbage_collects_its_children(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
 ) -> None:
