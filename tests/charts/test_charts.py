@@ -324,8 +324,8 @@ def test_operator_rbac_is_least_privilege(operator_rendered: list[dict[str, Any]
         for resource in rule["resources"]:
             granted.setdefault(resource, set()).update(rule["verbs"])
     assert granted["secrets"] == {"get", "create"}  # never list/watch every Secret
-    assert granted["pods"] == {"get", "list"}
-    assert granted["recsystems/status"] == {"get", "patch"}
+    assert granted["pods"] == {"list"}
+    assert granted["recsystems/status"] == {"patch"}
     # `update` only where the API server demands it: blockOwnerDeletion on children needs
     # update on the owner's finalizers (proven by tests/cluster/test_cluster_operator.py).
     assert granted["recsystems/finalizers"] == {"update"}

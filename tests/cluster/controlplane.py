@@ -29,6 +29,18 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "control-plane.sh"
 SERVICE_CIDR = "10.0.0.0/24"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Requests of ServiceAccounts other than the controllers' (kube-system), without bodies.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 
 
 class ControlPlaneError(RuntimeError):
@@ -142,6 +154,11 @@ class ControlPlane:
     def admin_kubeconfig(self) -> Path:
         return self.state_dir / "admin.kubeconfig"
 
+    @property
+    def audit_log(self) -> Path:
+        """JSON lines: one event per request made by a ServiceAccount (metadata level)."""
+        return self.state_dir / "audit.log"
+
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.state_dir / f"{name}.log").open("wb")
         self._procs[name] = subprocess.Popen(
@@ -205,6 +222,8 @@ class ControlPlane:
             f"--initial-cluster=test=http://127.0.0.1:{peer_port}",
             "--unsafe-no-fsync", "--log-level=warn",
         ])  # fmt: skip
+        audit_policy = self.state_dir / "audit-policy.yaml"
+        audit_policy.write_text(AUDIT_POLICY)
         self._spawn("kube-apiserver", [
             f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -225,6 +244,9 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true", "--profiling=false",
             f"--cert-dir={self.state_dir / 'apiserver-certs'}",
+            # What each ServiceAccount did (the operator's RBAC is checked against it).
+            f"--audit-policy-file={audit_policy}", f"--audit-log-path={self.audit_log}",
+            "--audit-log-mode=blocking",
         ])  # fmt: skip
         self.admin_kubeconfig.write_text(
             kubeconfig(
