@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -547,6 +548,57 @@ def test_switching_features_off_deletes_their_children(
         timeout=60,
         what=f"Replace to delete the active Job {first}",
     )
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+NOISE_OBJECTS = 2000
+OPERATOR_MEMORY_LIMIT_MIB = 256  # charts/recsys-operator values: resources.limits.memory
+
+
+def test_operator_memory_with_many_unrelated_objects(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """kopf watches every ConfigMap/Service/Deployment of the cluster and filters by label on
+    the client: unrelated objects cost the operator memory. Measured here; must stay under
+    the chart's limit with headroom."""
+    eventually(lambda: "Activity 'startup' succeeded" in operator.output(), what="operator started")
+    time.sleep(3)  # imports and the first watch streams settle
+    before = rss_mib(operator.proc.pid)
+    payload = "x" * 4096
+    noise = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"noise-{i}", "namespace": namespace},
+                "data": {"blob": payload},
+            }
+            for i in range(NOISE_OBJECTS)
+        ],
+    }
+    kubectl.run("create", "-f", "-", stdin=json.dumps(noise), timeout=300)
+    # Every object is delivered to the operator as an ADDED event, then touched once more.
+    kubectl.run("label", "configmaps", "--all", "-n", namespace, "touched=1", timeout=300)
+    peak = before
+    for _ in range(30):  # kopf works through the events for a while
+        peak = max(peak, rss_mib(operator.proc.pid))
+        time.sleep(1)
+    after = rss_mib(operator.proc.pid)
+    print(
+        f"operator RSS: {before:.0f} MiB before, peak {peak:.0f} MiB, {after:.0f} MiB after "
+        f"{NOISE_OBJECTS} unrelated ConfigMaps of 4 KiB created and relabelled"
+    )
+    operator.alive()
+    assert peak < OPERATOR_MEMORY_LIMIT_MIB * 0.8, f"peak {peak:.0f} MiB"
 
 
 def granted(helm_cli: Helm) -> set[tuple[str, str, str]]:
