@@ -49,6 +49,8 @@ PERSISTENCE_PREFIX: Final = "recsys.io"
 COND_READY: Final = "Ready"
 COND_TRAINING: Final = "TrainingSucceeded"
 COND_MODEL: Final = "ModelAvailable"
+# Every child matched the spec at the condition's observedGeneration (False: which failed).
+COND_RECONCILED: Final = "Reconciled"
 
 DEFAULT_QUEUE: Final = "user_interactions"
 DEFAULT_EXCHANGE: Final = "user.interact"

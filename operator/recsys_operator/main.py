@@ -95,10 +95,16 @@ async def reconcile(
     except InvalidSpecError as exc:
         await update_status(memo.kube, body, invalid_status(exc, generation, previous))
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
-    result = await reconcile_recsystem(inst, memo.kube, generation, previous, logger)
+    update, applied = await reconcile_recsystem(inst, memo.kube, generation, previous, logger)
     # Not through kopf's `patch`: the scheduler daemon writes status concurrently, and
     # only a resourceVersion-guarded read-merge-write keeps both writers' conditions.
-    await update_status(memo.kube, body, result)
+    await update_status(memo.kube, body, update)
+    if applied.failures:
+        kopf.warn(body, reason="ApplyFailed", message="; ".join(applied.failures)[:1000])
+        # Retried with kopf's backoff; the healthy children are already in place.
+        raise kopf.TemporaryError(f"{len(applied.failures)} child object(s) failed", delay=30)
+    if applied.changed:
+        kopf.info(body, reason="Reconciled", message=f"{applied.changed} child object(s) written")
 
 
 @kopf.daemon(c.GROUP, c.VERSION, c.PLURAL, id="scheduler", cancellation_timeout=10)

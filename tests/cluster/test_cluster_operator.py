@@ -550,6 +550,74 @@ def test_switching_features_off_deletes_their_children(
     )
 
 
+def test_a_failing_child_is_reported_and_the_others_still_applied(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """A foreign Deployment holds the api's name (its selector is immutable: 422 on apply).
+    The other children, the training Jobs and status go on; Reconciled=False names the child,
+    a Warning Event says it, observedGeneration is not claimed; once the name is free the
+    operator recovers on its own."""
+    foreign_labels = {"app": "someone-else"}
+    foreign = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "cont-api", "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": foreign_labels},
+            "template": {
+                "metadata": {"labels": foreign_labels},
+                "spec": {"containers": [{"name": "x", "image": "someone/else:1"}]},
+            },
+        },
+    }
+    kubectl.apply([connection_secret(namespace), foreign])
+    kubectl.apply(recsystem("cont", namespace, training={"intervalSeconds": 10}))
+
+    def reconciled() -> dict[str, Any]:
+        obj = kubectl.get("recsystem", "cont", namespace) or {}
+        cond = conditions(obj).get(c.COND_RECONCILED)
+        assert cond, f"no Reconciled condition: {(obj.get('status') or {}).get('conditions')}"
+        return obj
+
+    obj = eventually(reconciled, timeout=90, what="Reconciled condition")
+    cond = conditions(obj)[c.COND_RECONCILED]
+    assert (cond["status"], cond["reason"]) == ("False", "ApplyFailed"), cond
+    assert "Deployment/cont-api" in cond["message"], cond
+    assert "observedGeneration" not in obj["status"], obj["status"]
+    for kind, name in (("deployment", "cont-collector"), ("service", "cont-api"),
+                       ("configmap", "cont-config"), ("ingress", "cont")):  # fmt: skip
+        assert kubectl.get(kind, name, namespace) is not None, f"{kind}/{name} missing"
+    eventually(
+        lambda: kubectl.items("jobs", namespace, f"{c.LABEL_INSTANCE}=cont"),
+        timeout=60,
+        what="training Jobs despite the failing child",
+    )
+    events = eventually(
+        lambda: [
+            e
+            for e in kubectl.items("events", namespace)
+            if e["involvedObject"].get("name") == "cont" and e.get("reason") == "ApplyFailed"
+        ],
+        timeout=60,
+        what="a Warning Event for the failure",
+    )
+    assert events[0]["type"] == "Warning"
+
+    kubectl.run("delete", "deployment", "cont-api", "-n", namespace)
+
+    def recovered() -> bool:
+        obj = kubectl.get("recsystem", "cont", namespace) or {}
+        cond = conditions(obj).get(c.COND_RECONCILED) or {}
+        assert cond.get("status") == "True", f"Reconciled: {cond}"
+        assert (obj.get("status") or {}).get("observedGeneration") == 1, obj.get("status")
+        return True
+
+    eventually(recovered, timeout=90, what="recovery once the name is free")
+    api = kubectl.get("deployment", "cont-api", namespace)
+    assert api is not None
+    assert api["metadata"]["ownerReferences"][0]["name"] == "cont"
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process (Linux /proc), MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from recsys_operator import constants as c
-from recsys_operator.builders import Instance, build_plan
+from recsys_operator.builders import Instance, Obj, ObjectRef, build_plan
 from recsys_operator.builders.common import selector_labels
 from recsys_operator.builders.secret import build_admin_secret
 from recsys_operator.errors import KubeApiError
@@ -19,38 +20,80 @@ from recsys_operator.status import condition, deployment_available
 OPTIONAL_KINDS = frozenset({"ServiceMonitor", "PrometheusRule"})
 
 
-async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> tuple[int, list[str]]:
-    """Send the whole desired state; returns (objects changed, warnings)."""
+@dataclass
+class ApplyResult:
+    """What one pass over the desired state did."""
+
+    changed: int = 0
+    #: Reported in the Ready message, not failures (e.g. monitoring CRDs missing).
+    warnings: list[str] = field(default_factory=list)
+    #: ``Kind/name: error`` of every child that could not be written.
+    failures: list[str] = field(default_factory=list)
+
+
+async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyResult:
+    """Send the whole desired state, child by child.
+
+    A failing child is recorded and the others are still applied: one refused object (a name
+    taken by a foreign Deployment, a quota, a webhook) must not freeze the whole instance.
+    """
     plan = build_plan(inst)
-    changed = 0
-    warnings: list[str] = []
+    result = ApplyResult()
+
+    async def attempt(what: str, write: Callable[[], Awaitable[bool]], optional: bool) -> None:
+        try:
+            if await write():
+                result.changed += 1
+        except KubeApiError as exc:
+            if optional and exc.status == 404:
+                result.warnings.append(f"{what} not written: monitoring.coreos.com CRDs missing")
+                return
+            logger.warning("could not write %s: %s", what, exc)
+            result.failures.append(f"{what}: {exc}")
+
+    def ensure(obj: Obj, update: bool = True) -> Callable[[], Awaitable[bool]]:
+        async def write() -> bool:
+            outcome = await kube.ensure(obj, update=update, logger=logger)
+            return outcome is not Outcome.UNCHANGED
+
+        return write
+
+    def delete(ref: ObjectRef) -> Callable[[], Awaitable[bool]]:
+        async def write() -> bool:
+            if await kube.delete(ref.api_version, ref.kind, inst.namespace, ref.name):
+                logger.info("deleted %s/%s (no longer wanted)", ref.kind, ref.name)
+                return True
+            return False
+
+        return write
+
     if inst.spec.admin_token.secret_ref is None:
         # Generated once; create-only so the token stays stable across reconciles.
         secret = build_admin_secret(inst, secrets.token_urlsafe(32))
-        if await kube.ensure(secret, update=False, logger=logger) is Outcome.CREATED:
-            changed += 1
+        await attempt(f"Secret/{secret['metadata']['name']}", ensure(secret, False), False)
     for obj in plan.create_only:
-        if await kube.ensure(obj, update=False, logger=logger) is not Outcome.UNCHANGED:
-            changed += 1
+        await attempt(f"{obj['kind']}/{obj['metadata']['name']}", ensure(obj, False), False)
     for obj in plan.apply:
-        try:
-            if await kube.ensure(obj, logger=logger) is not Outcome.UNCHANGED:
-                changed += 1
-        except KubeApiError as exc:
-            if obj["kind"] in OPTIONAL_KINDS and exc.status == 404:
-                warnings.append(f"{obj['kind']} not created: monitoring.coreos.com CRDs missing")
-                continue
-            raise
+        what = f"{obj['kind']}/{obj['metadata']['name']}"
+        await attempt(what, ensure(obj), obj["kind"] in OPTIONAL_KINDS)
     for ref in plan.absent:
-        try:
-            if await kube.delete(ref.api_version, ref.kind, inst.namespace, ref.name):
-                logger.info("deleted %s/%s (no longer wanted)", ref.kind, ref.name)
-                changed += 1
-        except KubeApiError as exc:
-            if ref.kind in OPTIONAL_KINDS and exc.status == 404:
-                continue
-            raise
-    return changed, warnings
+        await attempt(f"{ref.kind}/{ref.name}", delete(ref), ref.kind in OPTIONAL_KINDS)
+    return result
+
+
+def reconciled_condition(
+    result: ApplyResult, generation: int, previous: list[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``Reconciled``: True once every child matches this generation, else which failed."""
+    if result.failures:
+        message = "; ".join(result.failures)
+        return condition(
+            c.COND_RECONCILED, False, "ApplyFailed", message[:1000], generation, utcnow(), previous
+        )
+    return condition(
+        c.COND_RECONCILED, True, "Applied", "every child matches the spec", generation, utcnow(),
+        previous,
+    )  # fmt: skip
 
 
 async def readiness(
@@ -99,9 +142,32 @@ async def reconcile_recsystem(
     generation: int,
     previous_conditions: list[Mapping[str, Any]],
     logger: Logger,
+) -> tuple[dict[str, Any], ApplyResult]:
+    """Apply the desired state; return the status update to record and what was applied.
+
+    The top-level ``observedGeneration`` is only claimed when every child was written.
+    """
+    result = await apply_children(inst, kube, logger)
+    if result.changed:
+        logger.info(
+            "reconciled %s/%s: %d object(s) changed", inst.namespace, inst.name, result.changed
+        )
+    return await status_after_apply(inst, kube, generation, previous_conditions, result), result
+
+
+async def status_after_apply(
+    inst: Instance,
+    kube: Kube,
+    generation: int,
+    previous: list[Mapping[str, Any]],
+    result: ApplyResult,
 ) -> dict[str, Any]:
-    """Apply the desired state; return the status update to record (see ``update_status``)."""
-    changed, warnings = await apply_children(inst, kube, logger)
-    if changed:
-        logger.info("reconciled %s/%s: %d object(s) changed", inst.namespace, inst.name, changed)
-    return await readiness(inst, kube, generation, previous_conditions, warnings)
+    """Readiness plus the ``Reconciled`` condition for one pass of ``apply_children``."""
+    update = await readiness(inst, kube, generation, previous, result.warnings)
+    update["conditions"] = [
+        *update["conditions"],
+        reconciled_condition(result, generation, previous),
+    ]
+    if result.failures:
+        del update["observedGeneration"]
+    return update

@@ -8,7 +8,11 @@ from typing import Any
 from recsys_operator import constants as c
 from recsys_operator.config import OperatorConfig
 from recsys_operator.errors import InvalidSpecError
-from recsys_operator.handlers.handle_reconcile_recsystem import apply_children, readiness
+from recsys_operator.handlers.handle_reconcile_recsystem import (
+    apply_children,
+    readiness,
+    status_after_apply,
+)
 from recsys_operator.handlers.handle_train_tick import schedule_jobs, training_status
 from recsys_operator.handlers.shared import Logger, instance_from, update_status, utcnow
 from recsys_operator.kube import Kube
@@ -30,13 +34,16 @@ async def scheduler_tick(
     generation = int((body.get("metadata") or {}).get("generation") or 0)
     now = utcnow()
 
-    warnings: list[str] = []
+    previous = list(status.get("conditions") or [])
     if resync:
-        _, warnings = await apply_children(inst, kube, logger)
+        # Failures are contained per child and reported; training goes on regardless.
+        applied = await apply_children(inst, kube, logger)
+        ready_update = await status_after_apply(inst, kube, generation, previous, applied)
+    else:
+        ready_update = await readiness(inst, kube, generation, previous, [])
+        # Between resyncs only the create/update handler and resync may claim a generation.
+        ready_update.pop("observedGeneration", None)
     _, schedule_patch = await schedule_jobs(inst, kube, status, now, logger)
-    ready_update = await readiness(
-        inst, kube, generation, list(status.get("conditions") or []), warnings
-    )
     training_update = await training_status(
         inst, kube, {**status, **schedule_patch}, generation, now
     )
