@@ -27,6 +27,8 @@ class OperatorConfig(BaseSettings):
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     #: Port of kopf's liveness endpoint (/healthz), probed by the chart.
     liveness_port: int = Field(default=8080, ge=1, le=65535)
+    #: Port of the operator's Prometheus /metrics (0: not served; the chart sets one).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     #: Seconds a finished operator-launched Job is kept at least (the API's TTL controller
     #: removes it after this even if the history limit would keep it).
     job_ttl_seconds: int = Field(default=86400, ge=60)

@@ -15,12 +15,14 @@ import kopf
 
 from recsys_operator import config as config_module
 from recsys_operator import constants as c
+from recsys_operator import metrics
 from recsys_operator.errors import InvalidSpecError
 from recsys_operator.handlers.handle_child_drift import correct_child_drift
 from recsys_operator.handlers.handle_reconcile_recsystem import reconcile_recsystem
 from recsys_operator.handlers.handle_scheduler_tick import scheduler_tick
 from recsys_operator.handlers.shared import instance_from, invalid_status, update_status
 from recsys_operator.kube import Kube
+from recsys_operator.metrics import RECONCILES, TICK_ERRORS
 
 # Child kinds watched for drift (the label filter keeps foreign objects out).
 CHILD_RESOURCES = (
@@ -59,6 +61,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     settings.networking.request_timeout = 60
     # Retry temporary errors quickly at first, then back off.
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    if not memo.get("metrics_served"):
+        metrics.serve(memo.config.metrics_port)
+        memo.metrics_served = True
     logger.info("recsys-operator started (default image %s)", memo.config.default_image)
 
 
@@ -99,6 +104,7 @@ async def reconcile(
     # Not through kopf's `patch`: the scheduler daemon writes status concurrently, and
     # only a resourceVersion-guarded read-merge-write keeps both writers' conditions.
     await update_status(memo.kube, body, update)
+    RECONCILES.labels("failure" if applied.failures else "success").inc()
     if applied.failures:
         kopf.warn(body, reason="ApplyFailed", message="; ".join(applied.failures)[:1000])
         # Retried with kopf's backoff; the healthy children are already in place.
@@ -132,6 +138,7 @@ async def scheduler(
                 last_resync = time.monotonic()
         except Exception:
             # Keep ticking: a transient API failure must not stop training for this instance.
+            TICK_ERRORS.inc()
             logger.exception("scheduler tick failed; retrying next tick")
         await _sleep_unless_stopped(stopped, memo.config.tick_seconds)
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from recsys_operator import constants as c
@@ -48,12 +49,14 @@ class OperatorProcess:
 
     def __init__(self, kubeconfig_path: Path, log: Path) -> None:
         self.log = log
+        self.metrics_port = free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig_path),
             "RECSYS_OPERATOR_TICK_SECONDS": "1",
             "RECSYS_OPERATOR_RESYNC_SECONDS": "15",
             "RECSYS_OPERATOR_LIVENESS_PORT": str(free_port()),
+            "RECSYS_OPERATOR_METRICS_PORT": str(self.metrics_port),
             "RECSYS_OPERATOR_DEFAULT_IMAGE": "recsys:cluster-test",
         }
         # No in-cluster config may leak in: the kubeconfig is the only credential.
@@ -616,6 +619,23 @@ def test_a_failing_child_is_reported_and_the_others_still_applied(
     api = kubectl.get("deployment", "cont-api", namespace)
     assert api is not None
     assert api["metadata"]["ownerReferences"][0]["name"] == "cont"
+
+
+def test_the_operator_exports_its_own_metrics(operator: OperatorProcess) -> None:
+    """/metrics after the scenarios above: reconciles, child writes by kind and outcome."""
+    text = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=10).text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("recsys_operator_")
+    }
+    assert samples.get('recsys_operator_reconciles_total{result="success"}', 0) >= 1, text
+    assert samples.get('recsys_operator_reconciles_total{result="failure"}', 0) >= 1, text
+    created = 'recsys_operator_child_writes_total{kind="Deployment",outcome="created"}'
+    assert samples.get(created, 0) >= 3, text
+    failed = 'recsys_operator_child_writes_total{kind="Deployment",outcome="failed"}'
+    assert samples.get(failed, 0) >= 1, text
+    assert samples.get("recsys_operator_reconcile_duration_seconds_count", 0) >= 1, text
 
 
 def rss_mib(pid: int) -> float:

@@ -14,6 +14,7 @@ from recsys_operator.builders.secret import build_admin_secret
 from recsys_operator.errors import KubeApiError
 from recsys_operator.handlers.shared import Logger, utcnow
 from recsys_operator.kube import Kube, Outcome
+from recsys_operator.metrics import CHILD_WRITES, RECONCILE_SECONDS
 from recsys_operator.status import condition, deployment_available
 
 # Kinds whose CRDs may be missing (no Prometheus Operator): a 404 there is reported, not fatal.
@@ -50,11 +51,15 @@ async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyRes
                 return
             logger.warning("could not write %s: %s", what, exc)
             result.failures.append(f"{what}: {exc}")
+            CHILD_WRITES.labels(what.split("/", 1)[0], "failed").inc()
 
     def ensure(obj: Obj, update: bool = True) -> Callable[[], Awaitable[bool]]:
         async def write() -> bool:
             outcome = await kube.ensure(obj, update=update, logger=logger)
-            return outcome is not Outcome.UNCHANGED
+            if outcome is Outcome.UNCHANGED:
+                return False
+            CHILD_WRITES.labels(obj["kind"], outcome.value).inc()
+            return True
 
         return write
 
@@ -62,6 +67,7 @@ async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyRes
         async def write() -> bool:
             if await kube.delete(ref.api_version, ref.kind, inst.namespace, ref.name):
                 logger.info("deleted %s/%s (no longer wanted)", ref.kind, ref.name)
+                CHILD_WRITES.labels(ref.kind, "deleted").inc()
                 return True
             return False
 
@@ -147,7 +153,8 @@ async def reconcile_recsystem(
 
     The top-level ``observedGeneration`` is only claimed when every child was written.
     """
-    result = await apply_children(inst, kube, logger)
+    with RECONCILE_SECONDS.time():
+        result = await apply_children(inst, kube, logger)
     if result.changed:
         logger.info(
             "reconciled %s/%s: %d object(s) changed", inst.namespace, inst.name, result.changed
