@@ -63,7 +63,7 @@ def test_server_applies_the_schema_defaults(kubectl: Kubectl, crd: None) -> None
     )
     spec = json.loads(out.stdout)["spec"]
     assert spec["training"] == {
-        "intervalSeconds": 30,
+        "schedule": "*/15 * * * *",
         "suspend": False,
         "concurrencyPolicy": "Forbid",
         "successfulJobsHistoryLimit": 3,
