@@ -23,4 +23,11 @@ class KubeApiError(RecsysOperatorError):
     def __init__(self, status: int, reason: str, message: str) -> None:
         self.status = status
         self.reason = reason
+        self.message = message
         super().__init__(f"{status} {reason}: {message}")
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """The namespace is being deleted: nothing may be (re)created in it, and nothing
+        should be: its RecSystems go too."""
+        return self.status == 403 and "because it is being terminated" in self.message

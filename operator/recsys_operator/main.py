@@ -16,7 +16,7 @@ import kopf
 from recsys_operator import config as config_module
 from recsys_operator import constants as c
 from recsys_operator import metrics
-from recsys_operator.errors import InvalidSpecError
+from recsys_operator.errors import InvalidSpecError, KubeApiError
 from recsys_operator.handlers.handle_child_drift import correct_child_drift
 from recsys_operator.handlers.handle_reconcile_recsystem import reconcile_recsystem
 from recsys_operator.handlers.handle_scheduler_tick import scheduler_tick
@@ -136,6 +136,10 @@ async def scheduler(
             )
             if resync:
                 last_resync = time.monotonic()
+        except KubeApiError as exc:
+            if not exc.namespace_terminating:  # else: the daemon is about to be stopped
+                TICK_ERRORS.inc()
+                logger.exception("scheduler tick failed; retrying next tick")
         except Exception:
             # Keep ticking: a transient API failure must not stop training for this instance.
             TICK_ERRORS.inc()

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -619,6 +620,25 @@ def test_a_failing_child_is_reported_and_the_others_still_applied(
     api = kubectl.get("deployment", "cont-api", namespace)
     assert api is not None
     assert api["metadata"]["ownerReferences"][0]["name"] == "cont"
+
+
+def test_deleting_the_namespace_completes_without_the_operator_fighting_it(
+    operator: OperatorProcess, kubectl: Kubectl
+) -> None:
+    """The namespace controller deletes children before the RecSystem is marked; the operator
+    must not try to re-create them (403 "being terminated") nor report that as a failure."""
+    namespace = f"t-ns-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", namespace)
+    kubectl.apply([connection_secret(namespace), recsystem("ns", namespace)])
+    eventually(lambda: same_children(kubectl, "ns", namespace), timeout=90, what="children")
+    kubectl.run("delete", "namespace", namespace, "--timeout=120s", timeout=150)
+    assert kubectl.get("namespace", namespace) is None
+    fights = [
+        line
+        for line in operator.output().splitlines()
+        if namespace in line and "being terminated" in line
+    ]
+    assert not fights, "\n".join(fights[:10])
 
 
 def test_the_operator_exports_its_own_metrics(operator: OperatorProcess) -> None:

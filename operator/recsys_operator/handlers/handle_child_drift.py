@@ -8,7 +8,7 @@ from typing import Any
 from recsys_operator import constants as c
 from recsys_operator.builders import build_plan
 from recsys_operator.config import OperatorConfig
-from recsys_operator.errors import InvalidSpecError
+from recsys_operator.errors import InvalidSpecError, KubeApiError
 from recsys_operator.handlers.shared import Logger, instance_from
 from recsys_operator.kube import Kube, Outcome
 
@@ -46,7 +46,12 @@ async def correct_child_drift(
         if (desired["apiVersion"], desired["kind"], desired["metadata"]["name"]) != key:
             continue
         live = None if event_type == "DELETED" else dict(child)
-        result = await kube.ensure(desired, live=live, logger=logger)
+        try:
+            result = await kube.ensure(desired, live=live, logger=logger)
+        except KubeApiError as exc:
+            if exc.namespace_terminating:
+                return None  # deleted by the namespace controller: leave it gone
+            raise
         if result is not Outcome.UNCHANGED:
             logger.info("corrected drift of %s/%s: %s", child.get("kind"), meta.get("name"), result)
         return result

@@ -46,6 +46,8 @@ async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyRes
             if await write():
                 result.changed += 1
         except KubeApiError as exc:
+            if exc.namespace_terminating:
+                return  # not a failure: the whole instance is being deleted with its namespace
             if optional and exc.status == 404:
                 result.warnings.append(f"{what} not written: monitoring.coreos.com CRDs missing")
                 return
