@@ -80,7 +80,8 @@ if [[ -z "${SMOKE_ONLY:-}" ]]; then
     --set 'tolerations[0].key=node-role.kubernetes.io/control-plane' \
     --set 'tolerations[0].operator=Exists' --set 'tolerations[0].effect=NoSchedule'
 
-  log "operator chart (CRD, RBAC, operator)"
+  log "CRD chart (upgraded by every helm upgrade), then the operator chart (RBAC, operator)"
+  helm upgrade --install recsys-crds "$ROOT/charts/recsys-crds" -n "$OPERATOR_NS" --create-namespace
   helm upgrade --install recsys-operator "$ROOT/charts/recsys-operator" \
     -n "$OPERATOR_NS" --create-namespace --wait \
     --set image.repository=recsys-operator --set "image.tag=$TAG" \

@@ -1,4 +1,4 @@
-"""Render the CRD source of truth (``crd.yaml``) into the operator chart and ``manifests/``.
+"""Render the CRD source of truth (``crd.yaml``) into the CRD chart and ``manifests/``.
 
 Usage: ``python -m recsys_operator.crdgen [--check]`` from the repository root (with
 ``PYTHONPATH=operator``). ``--check`` exits 1 when a rendered copy is stale, for CI.
@@ -16,7 +16,8 @@ import yaml
 SOURCE = Path(__file__).with_name("crd.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGETS = (
-    Path("charts/recsys-operator/crds/recsystems.recsys.io.yaml"),
+    # A template, not crds/: Helm installs crds/ once and never upgrades them.
+    Path("charts/recsys-crds/templates/recsystems.recsys.io.yaml"),
     Path("manifests/crd.yaml"),
 )
 HEADER = (
@@ -41,6 +42,8 @@ def load_crd() -> dict[str, Any]:
 def render() -> str:
     """The text written into every target file."""
     body = yaml.dump(load_crd(), Dumper=_NoAliasDumper, sort_keys=False, width=120)
+    # The chart's copy is a template: a "{{" would be read as template code.
+    assert "{{" not in body, "the CRD may not contain '{{'"
     return HEADER + body
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from tests.charts.conftest import (
@@ -38,7 +39,7 @@ def rendered(
 
 @pytest.fixture(scope="module")
 def operator_rendered(render: Render) -> list[dict[str, Any]]:
-    return render(OPERATOR_CHART, "--include-crds", release="ops", namespace="recsys-system")
+    return render(OPERATOR_CHART, release="ops", namespace="recsys-system")
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +87,6 @@ def test_every_app_object_is_valid_kubernetes(rendered: list[dict[str, Any]]) ->
 def test_every_operator_object_is_valid_kubernetes(operator_rendered: list[dict[str, Any]]) -> None:
     kinds = {o["kind"] for o in operator_rendered}
     assert {
-        "CustomResourceDefinition",
         "Deployment",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -381,3 +381,19 @@ def test_credentials_survive_uninstall_and_fixed_ones_render_the_same(
     tiltfile = (ROOT / "Tiltfile").read_text()
     for value in ("auth.adminToken=", "redis.auth.password=", "rabbitmq.auth.password="):
         assert value in tiltfile
+
+
+def test_the_crd_chart_holds_the_crd_as_a_template_kept_on_uninstall(
+    helm: str, render: Render
+) -> None:
+    """Helm installs a chart's crds/ once and never upgrades them: the CRD is a template of
+    its own chart (upgraded by `helm upgrade`), kept when that chart is uninstalled."""
+    crds_chart = ROOT / "charts" / "recsys-crds"
+    run([helm, "lint", "--strict", str(crds_chart)])
+    [crd] = render(crds_chart, release="recsys-crds", namespace="recsys-system")
+    assert crd["kind"] == "CustomResourceDefinition"
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert crd == yaml.safe_load((ROOT / "manifests" / "crd.yaml").read_text())
+    for chart in (OPERATOR_CHART, ROOT / "charts" / "recsys"):
+        assert not (chart / "crds").exists(), chart
+    _validate([crd])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,5 +90,37 @@ def test_operator_chart_installs_upgrades_and_uninstalls(
     assert {"name": "RECSYS_OPERATOR_LOG_LEVEL", "value": "DEBUG"} in env
     helm_cli.run("uninstall", "ops", "-n", namespace, "--wait", "--timeout=2m")
     assert kubectl.get("deployment", "ops-recsys-operator", namespace) is None
-    # Helm never deletes CRDs from crds/: the RecSystem API stays for other releases.
+    # The operator chart holds no CRD (charts/recsys-crds does): the RecSystem API stays.
     assert kubectl.get("crd", "recsystems.recsys.io") is not None
+
+
+def test_helm_upgrade_of_the_crd_chart_upgrades_the_crd(
+    helm_cli: Helm, kubectl: Kubectl, namespace: str, crd: None, tmp_path: Path
+) -> None:
+    """The CRD chart's template is upgraded by `helm upgrade` (a chart's crds/ never is), and
+    uninstalling the chart keeps the CRD, so no RecSystem of the cluster goes with it."""
+    crds_chart = OPERATOR_CHART.parent / "recsys-crds"
+    # An older release of the chart: one printer column less.
+    older = tmp_path / "recsys-crds"
+    shutil.copytree(crds_chart, older)
+    template = older / "templates" / "recsystems.recsys.io.yaml"
+    source = yaml.safe_load(template.read_text())
+    columns = source["spec"]["versions"][0]["additionalPrinterColumns"]
+    dropped = columns.pop()["name"]
+    template.write_text(yaml.safe_dump(source, sort_keys=False))
+
+    def served_columns() -> list[str]:
+        found = kubectl.get("crd", "recsystems.recsys.io")
+        assert found is not None
+        return [c["name"] for c in found["spec"]["versions"][0]["additionalPrinterColumns"]]
+
+    base = ["recsys-crds", "-n", namespace, "--timeout=2m"]
+    # The session's CRD was applied by kubectl (as from manifests/crd.yaml): the chart adopts
+    # it, and its fields, from that field manager.
+    adopt = ["--take-ownership", "--force-conflicts"]
+    helm_cli.run("install", base[0], str(older), *base[1:], *adopt)
+    assert dropped not in served_columns()
+    helm_cli.run("upgrade", base[0], str(crds_chart), *base[1:])
+    assert dropped in served_columns()
+    helm_cli.run("uninstall", "recsys-crds", "-n", namespace, "--wait", "--timeout=2m")
+    assert kubectl.get("crd", "recsystems.recsys.io") is not None  # resource-policy: keep
