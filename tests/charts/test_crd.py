@@ -118,22 +118,27 @@ def test_invalid_samples_are_rejected_with_a_clear_message(path: Path) -> None:
     assert any(expected in e for e in errors), errors
 
 
+# What the CRD fills into an empty training spec (offline here, by the API server in
+# tests/cluster/test_cluster_crd.py).
+TRAINING_DEFAULTS = {
+    "schedule": "*/15 * * * *",
+    "suspend": False,
+    "concurrencyPolicy": "Forbid",
+    "successfulJobsHistoryLimit": 3,
+    "failedJobsHistoryLimit": 1,
+    "activeDeadlineSeconds": 600,
+    "backoffLimit": 0,
+    "resources": {},
+}
+
+
 def test_defaults_fill_an_empty_spec() -> None:
     obj = {
         "metadata": {"name": "x"},
         "spec": {"redis": {"secretRef": {"name": "r"}}, "amqp": {"secretRef": {"name": "a"}}},
     }
     spec = apply_defaults(schema(), obj)["spec"]
-    assert spec["training"] == {
-        "schedule": "*/15 * * * *",
-        "suspend": False,
-        "concurrencyPolicy": "Forbid",
-        "successfulJobsHistoryLimit": 3,
-        "failedJobsHistoryLimit": 1,
-        "activeDeadlineSeconds": 600,
-        "backoffLimit": 0,
-        "resources": {},
-    }
+    assert spec["training"] == TRAINING_DEFAULTS
     assert spec["api"]["autoscaling"]["minReplicas"] == 2
     assert spec["redis"]["secretRef"]["key"] == "url"
     assert admit(obj) == []

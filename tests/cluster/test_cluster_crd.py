@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.charts.test_crd import TRAINING_DEFAULTS
 from tests.cluster.conftest import CRD, Kubectl
 
 SAMPLES = CRD.parent / "samples"
@@ -62,16 +63,7 @@ def test_server_applies_the_schema_defaults(kubectl: Kubectl, crd: None) -> None
         "create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(minimal)
     )
     spec = json.loads(out.stdout)["spec"]
-    assert spec["training"] == {
-        "schedule": "*/15 * * * *",
-        "suspend": False,
-        "concurrencyPolicy": "Forbid",
-        "successfulJobsHistoryLimit": 3,
-        "failedJobsHistoryLimit": 1,
-        "activeDeadlineSeconds": 600,
-        "backoffLimit": 0,
-        "resources": {},
-    }
+    assert spec["training"] == TRAINING_DEFAULTS
     assert spec["api"]["autoscaling"] == {
         "enabled": True,
         "minReplicas": 2,
