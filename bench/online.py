@@ -117,6 +117,7 @@ def main() -> int:
             baseline=not args.no_baseline,
             progress=not args.quiet,
             console=console,
+            repeats=args.repeats,
         )
         model = served_model(instance.api)
     finally:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.core.bandit import BanditPolicy, ItemStats, thompson_keys
+from services.core.bandit import BanditPolicy, ItemStats, exploration_rate, thompson_keys
 from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
 from services.core.ranking import recommend
 from services.core.ranking_metrics import genre_diversity
@@ -35,6 +35,15 @@ class Knobs:
     dislike_weight: float = -0.3
     diversify: bool = True
     policy: BanditPolicy = field(default_factory=BanditPolicy)
+    # As the api serves: counts copied every ``snapshot_ticks`` (0: live), users with no
+    # history share ``variants`` rankings per copy (0: each ranked afresh), and a ranking
+    # covers ``pages`` pages kept for ``page_ticks`` until the user rates something.
+    snapshot_ticks: int = 0
+    variants: int = 0
+    pages: int = 1
+    page_ticks: int = 12
+    # Up to twice the rate while most of the catalogue is untried, as the api does.
+    untried_boost: bool = False
 
 
 @dataclass
@@ -46,6 +55,11 @@ class World:
     dislikes: np.ndarray
     colikes: dict[int, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
     users_seen: int = 0
+    tick: int = 0
+    copy: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    copied_at: int = -1
+    pool: list[list[int]] = field(default_factory=list)
+    kept: dict[int, tuple[list[int], int]] = field(default_factory=dict)
 
 
 def catalogue(ratings: Ratings, size: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
@@ -84,6 +98,7 @@ def run(ratings: Ratings, users: int, size: int, knobs: Knobs, mode: str, seed: 
             user = slot[0]
             if not shown[user]:
                 world.users_seen += 1
+            world.tick = tick
             items = serve(world, user, shown[user], rated[user], liked_order[user], knobs, mode,
                           rng)  # fmt: skip
             gt = truth[int(picks[user])]
@@ -103,6 +118,7 @@ def run(ratings: Ratings, users: int, size: int, knobs: Knobs, mode: str, seed: 
             for i in items:
                 if i in gt and i not in rated[user]:
                     react(world, user, i, gt[i], rated[user], liked_order[user])
+                    world.kept.pop(user, None)
             slot[2] -= 1
             if slot[2] == 0:
                 active.remove(slot)
@@ -145,7 +161,25 @@ def serve(world: World, user: int, shown: set[int], rated: dict[int, bool],
         key = world.likes + rng.random(n, dtype=np.float32) * 1e-3
         key[rated_mask | shown_mask] = -1
         return [int(i) for i in np.argsort(-key)[:10]]
-    stats = ItemStats(world.impressions, world.likes, world.dislikes)
+    kept = world.kept.pop(user, None)
+    if kept is not None and world.tick - kept[1] <= knobs.page_ticks:
+        fresh = [i for i in kept[0] if i not in shown and i not in rated]
+        if len(fresh) >= 10:
+            world.kept[user] = (fresh[10:], kept[1])
+            return fresh[:10]
+    counts = (world.impressions, world.likes, world.dislikes)
+    if knobs.snapshot_ticks:
+        if world.copy is None or world.tick - world.copied_at >= knobs.snapshot_ticks:
+            world.copy = tuple(c.copy() for c in counts)  # type: ignore[assignment]
+            world.copied_at = world.tick
+            world.pool = []
+        counts = world.copy  # type: ignore[assignment]
+    new_user = not shown and not rated
+    if new_user and knobs.variants and len(world.pool) >= knobs.variants:
+        items = world.pool[int(rng.integers(len(world.pool)))]
+        world.kept[user] = (items[10:], world.tick)
+        return items[:10]
+    stats = ItemStats(*counts)
     base = thompson_keys(stats, knobs.policy, rng)
     personal = None
     neighbours = []
@@ -157,13 +191,21 @@ def serve(world: World, user: int, shown: set[int], rated: dict[int, bool],
     if neighbours and knobs.personal_weight > 0:
         exposure = np.minimum(world.impressions / max(world.users_seen, 1), 1.0)
         base = conditional_rates(base, neighbours, world.likes, exposure)
+    rate = knobs.exploration_rate
+    if knobs.untried_boost:
+        rate = exploration_rate(rate, float((stats.impressions == 0).mean()))
     ranked = recommend(
-        k=10, base=base, personal=personal, rated=rated_mask, shown=shown_mask,
-        genres=world.genres if knobs.diversify else None, exploration_rate=knobs.exploration_rate,
+        k=10 * knobs.pages, page=10, base=base, personal=personal, rated=rated_mask,
+        shown=shown_mask,
+        genres=world.genres if knobs.diversify else None, exploration_rate=rate,
         seed=int(rng.integers(1 << 31)), impressions=world.impressions,
         personal_weight=knobs.personal_weight,
     )  # fmt: skip
-    return ranked.items
+    if new_user and knobs.variants:
+        world.pool.append(ranked.items)
+    if knobs.pages > 1:
+        world.kept[user] = (ranked.items[10:], world.tick)
+    return ranked.items[:10]
 
 
 def main() -> None:
@@ -181,6 +223,9 @@ def main() -> None:
     p.add_argument("--concentration", type=float, default=1.0)
     p.add_argument("--genre-penalty", type=float, default=None)
     p.add_argument("--no-diversity", action="store_true")
+    p.add_argument("--as-served", action="store_true",
+                   help="2 s copies of the counts, 8 new-user variants, 5 pages kept 10 s")
+    p.add_argument("--variants", type=int, default=None)
     args = p.parse_args()
     ratings = load_ml100k(DEFAULT_CACHE)
     if args.genre_penalty is not None:
@@ -205,6 +250,11 @@ def main() -> None:
                             concentration=args.concentration,
                         ),
                     )
+                    if args.as_served:
+                        knobs.snapshot_ticks, knobs.variants, knobs.pages = 3, 8, 5
+                        knobs.untried_boost = True
+                    if args.variants is not None:
+                        knobs.variants = args.variants
                     figures = run(ratings, args.users, args.catalogue, knobs, "recsys", args.seed)
                     print(f"explore={e} personal={w} prior={s} watched={ww}",
                           {k: round(v, 4) for k, v in figures.items()})  # fmt: skip

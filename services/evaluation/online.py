@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -512,9 +512,31 @@ def ratio(a: float, b: float) -> float | None:
     return a / b
 
 
+def _ratios(ours: Mapping[str, float], theirs: Mapping[str, float]) -> dict[str, float | None]:
+    return {
+        name: ratio(value, theirs[name])
+        for name, value in ours.items()
+        if name in theirs and name.startswith(RATIO_FIGURES)
+    }
+
+
+def pooled(per_repeat: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """One run's figures over its repeats: counts summed, everything else the mean (the
+    latency percentiles too: the mean of each repeat's)."""
+    out: dict[str, float] = {}
+    for figure in per_repeat[0]:
+        values = [f[figure] for f in per_repeat if figure in f]
+        out[figure] = float(sum(values)) if figure in COUNTS else float(np.mean(values))
+    return out
+
+
 @dataclass
 class Comparison:
-    """A whole invocation: the scenario, each run's figures and curve, and the ratios."""
+    """A whole invocation: the scenario, each run's figures and curve, and the ratios.
+
+    With several repeats (one seed each) every run's figures are pooled over them
+    (``pooled``); ``per_seed`` keeps each repeat's own figures, by run name.
+    """
 
     protocol: Protocol
     dataset: str
@@ -522,31 +544,41 @@ class Comparison:
     chance: float = math.nan  # expected P@k of k random items for a fresh user
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     responses: dict[str, list[Response]] = field(default_factory=dict)
+    per_seed: list[dict[str, dict[str, float]]] = field(default_factory=list)
 
-    def add(self, outcome: Outcome, catalogue: Catalogue) -> None:
+    def add(self, outcome: Outcome, catalogue: Catalogue, repeat: int = 0) -> None:
         stats = outcome.stats
-        self.responses[outcome.name] = stats.responses
-        self.runs[outcome.name] = {
-            "figures": figures(outcome, catalogue, self.protocol.k),
-            "errors": dict(stats.errors.most_common()),
-            "timed_out": stats.timed_out,
-        }
+        while len(self.per_seed) <= repeat:
+            self.per_seed.append({})
+        self.per_seed[repeat][outcome.name] = figures(outcome, catalogue, self.protocol.k)
+        # Each repeat's times start at its own first session: the curve pools them.
+        self.responses.setdefault(outcome.name, []).extend(stats.responses)
+        run = self.runs.setdefault(outcome.name, {"errors": {}, "timed_out": False})
+        run["figures"] = pooled([r[outcome.name] for r in self.per_seed if outcome.name in r])
+        errors = dict(run["errors"])
+        for what, count in stats.errors.items():
+            errors[what] = errors.get(what, 0) + count
+        run["errors"] = dict(sorted(errors.items(), key=lambda e: -e[1]))
+        run["timed_out"] = run["timed_out"] or stats.timed_out
         # One time axis for every run, so bucket n covers the same seconds in each.
-        span = max(r["figures"]["sessions s"] for r in self.runs.values())
-        for name, run in self.runs.items():
-            run["curve"] = learning_curve(
+        span = max(f["sessions s"] for r in self.per_seed for f in r.values())
+        for name, each in self.runs.items():
+            each["curve"] = learning_curve(
                 self.responses[name], self.protocol.k, self.protocol.buckets, span
             )
 
     def ratios(self) -> dict[str, float | None]:
         if "recsys" not in self.runs or "baseline" not in self.runs:
             return {}
-        ours, theirs = self.runs["recsys"]["figures"], self.runs["baseline"]["figures"]
-        return {
-            name: ratio(value, theirs[name])
-            for name, value in ours.items()
-            if name in theirs and name.startswith(RATIO_FIGURES)
-        }
+        return _ratios(self.runs["recsys"]["figures"], self.runs["baseline"]["figures"])
+
+    def seed_ratios(self) -> list[dict[str, float | None]]:
+        """recsys / baseline within each repeat that has both."""
+        return [
+            _ratios(r["recsys"], r["baseline"])
+            for r in self.per_seed
+            if "recsys" in r and "baseline" in r
+        ]
 
     def errors(self) -> int:
         return sum(int(run["figures"]["errors"]) for run in self.runs.values())
@@ -562,6 +594,8 @@ class Comparison:
                 "random precision": self.chance,
                 "runs": self.runs,
                 "ratios": self.ratios(),
+                "per seed": self.per_seed,
+                "per-seed ratios": self.seed_ratios(),
             }
         )
         return out
@@ -613,34 +647,41 @@ def compare(
     baseline: bool = True,
     progress: bool = True,
     console: Console | None = None,
+    repeats: int = 1,
 ) -> Comparison:
-    """The baseline first (while recsys idles), then recsys, on the same scenario."""
+    """The baseline first (while recsys idles), then recsys, on the same scenario; with
+    ``repeats`` > 1 the pair again on the scenarios of the next seeds (one run of this
+    protocol swings by a tenth from seed to seed: who finds which item first)."""
     console = console or Console(stderr=True)
-    scene = scenario(ratings, protocol)
-    liked = sum(sum(u.truth.values()) for u in scene.users)
+    scenes = [scenario(ratings, replace(protocol, seed=protocol.seed + r)) for r in range(repeats)]
+    liked = sum(sum(u.truth.values()) for u in scenes[0].users)
     console.log(
         f"cold protocol on {ratings.name}: {protocol.users} users ({liked} likes in their "
-        f"truth), catalogue {scene.catalogue.size} items, concurrency {protocol.concurrency}, "
-        f"{protocol.sessions} x {protocol.rounds} /recs, gap {protocol.session_gap:g}s"
+        f"truth), catalogue {scenes[0].catalogue.size} items, concurrency "
+        f"{protocol.concurrency}, {protocol.sessions} x {protocol.rounds} /recs, gap "
+        f"{protocol.session_gap:g}s, {repeats} repeat(s)"
     )
     result = Comparison(
         protocol,
         ratings.name,
         datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        chance=random_precision(scene),
+        chance=float(np.mean([random_precision(scene) for scene in scenes])),
     )
-    if baseline:
-        with baseline_process() as url:
-            console.log(f"baseline server at {url}")
-            outcome = asyncio.run(
-                run_cold(scene, protocol, Target("baseline", url, url), progress=progress)
-            )
-        result.add(outcome, scene.catalogue)
-        console.log(f"baseline done in {outcome.stats.run_seconds:.0f}s")
-    console.log(f"recsys at {target.api_url} / {target.collector_url}")
-    outcome = asyncio.run(run_cold(scene, protocol, target, progress=progress))
-    result.add(outcome, scene.catalogue)
-    console.log(f"recsys done in {outcome.stats.run_seconds:.0f}s")
+    for repeat, scene in enumerate(scenes):
+        if baseline:
+            with baseline_process() as url:
+                console.log(f"baseline server at {url} (seed {protocol.seed + repeat})")
+                outcome = asyncio.run(
+                    run_cold(scene, protocol, Target("baseline", url, url), progress=progress)
+                )
+            result.add(outcome, scene.catalogue, repeat)
+            console.log(f"baseline done in {outcome.stats.run_seconds:.0f}s")
+        console.log(
+            f"recsys at {target.api_url} / {target.collector_url} (seed {protocol.seed + repeat})"
+        )
+        outcome = asyncio.run(run_cold(scene, protocol, target, progress=progress))
+        result.add(outcome, scene.catalogue, repeat)
+        console.log(f"recsys done in {outcome.stats.run_seconds:.0f}s")
     return result
 
 
@@ -746,7 +787,7 @@ def markdown(
         f" {p.concurrency} users in a session; {p.sessions} sessions of {p.rounds}"
         f" `/recs?k={p.k}` calls {p.pause[0]:g}-{p.pause[1]:g} s apart, {p.session_gap:g} s"
         " between sessions; after each list one `/interact` with the shown items the user"
-        " rated (like >= 4 stars); seed " + str(p.seed) + ".",
+        " rated (like >= 4 stars); " + _seeds(p.seed, len(result.per_seed)) + ".",
         "- Hit rate: share of users shown at least one item they like. P@k and NDCG@k: mean"
         " over lists, against the user's liked items not yet liked. Coverage: distinct items"
         " shown / catalogue. Diversity: mean pairwise genre distance inside a list. Repeats:"
@@ -764,6 +805,7 @@ def markdown(
         if ratios:
             cells.append(_cell(ratios.get(figure)) if figure in ratios else "")
         lines.append(f"| {figure} | " + " | ".join(cells) + " |")
+    lines += _repeats_table(result)
     lines += ["", f"Learning curve (P@{p.k} / share of lists with a hit, per time bucket):", ""]
     lines += ["| bucket (s) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     curves = [result.runs[n]["curve"] for n in names]
@@ -788,6 +830,40 @@ def markdown(
         lines += ["", f"![learning curve]({image})"]
     lines += [SECTION_END]
     return "\n".join(lines) + "\n"
+
+
+def _seeds(first: int, repeats: int) -> str:
+    if repeats <= 1:
+        return f"seed {first}"
+    return (
+        f"{repeats} repeats on the scenarios of seeds {first}-{first + repeats - 1}, each"
+        " figure their mean (counts summed)"
+    )
+
+
+def _repeats_table(result: Comparison) -> list[str]:
+    """Each repeat's headline figures and ratios, when there are several."""
+    ratios = result.seed_ratios()
+    if len(ratios) <= 1:
+        return []
+    k = result.protocol.k
+    p_at, ndcg = f"precision@{k}", f"ndcg@{k}"
+    lines = [
+        "",
+        "Each repeat on its own (recsys / baseline within the repeat):",
+        "",
+        f"| seed | baseline P@{k} | recsys P@{k} | P@{k} | NDCG@{k} | hit rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    pairs = [r for r in result.per_seed if "recsys" in r and "baseline" in r]
+    for n, (figures_of, each) in enumerate(zip(pairs, ratios, strict=True)):
+        cells = [
+            _cell(figures_of["baseline"][p_at]),
+            _cell(figures_of["recsys"][p_at]),
+            *(_cell(each.get(name)) for name in (p_at, ndcg, "hit rate")),
+        ]
+        lines.append(f"| {result.protocol.seed + n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def online_section(text: str) -> str | None:
@@ -843,6 +919,12 @@ def add_options(p: argparse.ArgumentParser, *, shared: bool = True) -> None:
     )
     cold.add_argument("--buckets", type=int, default=d.buckets, help="learning-curve buckets")
     cold.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
+    cold.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the pair on this many scenarios (seeds seed, seed+1, ...) and pool them",
+    )
     cold.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
     cold.add_argument("--plot", type=Path, default=None, help="learning curve PNG here")
     cold.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -918,6 +1000,7 @@ def main(args: argparse.Namespace) -> int:
             baseline=not args.no_baseline,
             progress=not args.quiet,
             console=console,
+            repeats=args.repeats,
         )
     except LoadError as error:
         console.print(f"[red]{error}[/red]")

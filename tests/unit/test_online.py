@@ -208,6 +208,35 @@ def test_ratios_and_the_markdown_section() -> None:
     assert again.count(SECTION_BEGIN) == 1 and "1.8000" in again and "| 2.0000" not in again
 
 
+def test_repeats_are_pooled_and_listed_each_on_its_own() -> None:
+    result = Comparison(Protocol(users=2, buckets=2, seed=7), "tiny", "now")
+    catalogue = build_catalogue(tiny(), 10, random.Random(0))
+    # Repeat 0: recsys 0.2 vs 0.1; repeat 1: 0.1 vs 0.3.
+    for repeat, pairs in enumerate(((0.1, 0.2), (0.3, 0.1))):
+        for name, precision in zip(("baseline", "recsys"), pairs, strict=True):
+            stats = online.OnlineStats()
+            stats.lists = [["a"]]
+            stats.precision, stats.ndcg = [precision], [precision]
+            stats.responses = [Response(0.5 + repeat, 0, 0, 1, precision)]
+            stats.run_seconds = 2.0 + repeat
+            stats.recs_latency = [0.004]
+            stats.repeats = repeat
+            result.add(Outcome(name, stats, [True, repeat == 0]), catalogue, repeat)
+    recsys = result.runs["recsys"]["figures"]
+    assert recsys["precision@10"] == pytest.approx(0.15)  # the mean of the repeats
+    assert recsys["repeats"] == 1 and recsys["users"] == 4  # counts summed
+    assert result.ratios()["precision@10"] == pytest.approx(0.15 / 0.2)
+    each = result.seed_ratios()
+    assert [r["precision@10"] for r in each] == pytest.approx([2.0, 1 / 3])
+    # Both repeats' responses in the curve, on the longest run's time axis.
+    curve = result.runs["recsys"]["curve"]
+    assert curve[1]["end"] == 3.0 and sum(float(b["responses"] or 0) for b in curve) == 2
+    section = online.markdown(result, "bench/online.py --repeats 2", None)
+    assert "2 repeats on the scenarios of seeds 7-8" in section
+    assert "| 7 | 0.1000 | 0.2000 | 2.0000 | 2.0000 | 1.0000 |" in section
+    assert "| 8 | 0.3000 | 0.1000 | 0.3333 | 0.3333 | 1.0000 |" in section
+
+
 def test_evaluate_keeps_the_online_section(tmp_path: Path) -> None:
     doc = tmp_path / "quality.md"
     section = f"{SECTION_BEGIN}\nonline figures\n{SECTION_END}\n"
