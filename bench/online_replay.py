@@ -223,8 +223,11 @@ def main() -> None:
     p.add_argument("--concentration", type=float, default=1.0)
     p.add_argument("--genre-penalty", type=float, default=None)
     p.add_argument("--no-diversity", action="store_true")
-    p.add_argument("--as-served", action="store_true",
-                   help="2 s copies of the counts, 8 new-user variants, 5 pages kept 10 s")
+    p.add_argument(
+        "--as-served",
+        action="store_true",
+        help="2 s copies of the counts, 8 new-user variants, 5 pages kept 10 s",
+    )
     p.add_argument("--variants", type=int, default=None)
     args = p.parse_args()
     ratings = load_ml100k(DEFAULT_CACHE)
