@@ -23,27 +23,9 @@ local function mark_changed(seq_key, changes_key, items)
 end
 """
 
-# The counts of every item changed after ARGV[1] (a cursor), and the new cursor; {seq, 0}
-# when the counts were wiped after the cursor (the caller reads them all).
-# KEYS: seq, reset, changes, impressions, likes, dislikes, users shown.
-READ_CHANGED = """
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local cursor = tonumber(ARGV[1])
-if tonumber(redis.call('GET', KEYS[2]) or '0') > cursor then return {seq, 0} end
-local items = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. cursor, '+inf')
-local out = {seq, items}
-for k = 4, 6 do
-  local values = {}
-  -- HMGET in chunks: unpack has a limit on its number of results.
-  for i = 1, #items, 1000 do
-    local chunk = redis.call('HMGET', KEYS[k], unpack(items, i, math.min(i + 999, #items)))
-    for j = 1, #chunk do values[#values + 1] = chunk[j] or '0' end
-  end
-  out[#out + 1] = values
-end
-out[#out + 1] = redis.call('PFCOUNT', KEYS[7])
-return out
-"""
+# Changed items read per page (ServingStore._changes_since): one HMGET of a page holds Redis
+# about a millisecond on a busy machine (2,000: up to 4.5 ms).
+COUNT_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -82,9 +64,12 @@ def apply_changes(
     return ItemStats(arrays[0], arrays[1], arrays[2], changes.users)
 
 
-def decode_counts(values: dict[bytes, bytes] | list[tuple[bytes, bytes]]) -> dict[str, float]:
+def decode_counts(
+    values: dict[bytes, bytes] | list[tuple[bytes, bytes | None]],
+) -> dict[str, float]:
+    """Item id -> count; a missing field (None, from HMGET) counts 0."""
     pairs = values.items() if isinstance(values, dict) else values
-    return {_text(item): float(count) for item, count in pairs}
+    return {_text(item): float(count or 0) for item, count in pairs}
 
 
 def _text(value: bytes | str) -> str:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from services.common.keys import Keys
 from services.common.settings import Settings
+from services.core import serving_store
 from services.core.bandit import BanditPolicy
 from services.core.item_counts import CountChanges, apply_changes
 from services.core.live_counts import ItemStatsCache
@@ -131,3 +132,49 @@ def test_an_incremental_copy_equals_a_full_read_after_any_mix_of_writes(
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_changes_are_read_page_by_page_and_none_is_missed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 3 over stamps of 2, 2, 5 (more than a page) and 1 items; between the first
+    two pages another client shows the first two items again."""
+    monkeypatch.setattr(serving_store, "COUNT_PAGE", 3)
+
+    async def scenario() -> tuple[CountChanges, CountChanges, CountChanges]:
+        redis = Redis.from_url(settings.redis_server_url)
+        try:
+            store = ServingStore(redis, Keys(settings.key_prefix))
+            cursor = (await store.item_count_changes(None)).cursor
+            for user, items in (("a", ITEMS[0:2]), ("b", ITEMS[2:4]), ("c", ITEMS[4:9])):
+                await _show(store, user, items)
+            await _show(store, "d", ITEMS[9:10])
+            read_page = redis.zrangebyscore
+            pages = 0
+
+            async def page_then_a_write(*args: object, **kwargs: object) -> object:
+                nonlocal pages
+                pages += 1
+                page = await read_page(*args, **kwargs)  # type: ignore[arg-type]
+                if pages == 1:
+                    await _show(store, "e", ITEMS[0:2])
+                return page
+
+            monkeypatch.setattr(redis, "zrangebyscore", page_then_a_write)
+            changes = await store.item_count_changes(cursor)
+            monkeypatch.setattr(redis, "zrangebyscore", read_page)
+            assert pages >= 4
+            return (
+                changes,
+                await store.item_count_changes(changes.cursor),
+                await store.item_count_changes(None),
+            )
+        finally:
+            await redis.aclose()
+
+    changes, again, full = asyncio.run(scenario())
+    # Every changed item, those shown during the read already with their new count.
+    assert changes.impressions == {item: 2.0 if item in ITEMS[:2] else 1.0 for item in ITEMS[:10]}
+    # Shown again during the read: stamped after its cursor, so read again next time.
+    assert again.impressions == {ITEMS[0]: 2.0, ITEMS[1]: 2.0}
+    assert full.impressions == {item: 2.0 if item in ITEMS[:2] else 1.0 for item in ITEMS[:10]}
