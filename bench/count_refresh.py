@@ -50,7 +50,9 @@ async def _measure(items: int, changed: int, reads: int) -> dict[str, float]:
         for key in (keys.item_impressions, keys.item_likes, keys.item_dislikes):
             sync.hset(key, mapping={item: n % 97 + 1 for n, item in enumerate(ids)})
         result: dict[str, float] = {}
-        threshold = sync.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+        threshold = (
+            sync.config_get("slowlog-log-slower-than").get("slowlog-log-slower-than") or 10_000
+        )
         for name in ("every count", "changed only"):
             walls, in_redis, longest = [], [], []
             for read in range(reads):

@@ -90,7 +90,9 @@ def run(ratings: Ratings, users: int, size: int, knobs: Knobs, mode: str, seed: 
     precision, ndcg, lists, hit_users = [], [], [], set()
     tick = 0
     while queue or active:
-        queue.sort()
+        # Ready users first; among them, as the HTTP driver does, returning users before
+        # new ones (so a pause is the pause, not the length of the queue).
+        queue.sort(key=lambda entry: (entry[0] > tick, -entry[2], entry[0], entry[1]))
         while len(active) < concurrency and queue and queue[0][0] <= tick:
             _, user, session = queue.pop(0)
             active.append([user, session, rounds])
