@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 import kopf
@@ -16,13 +15,13 @@ import kopf
 from recsys_operator import config as config_module
 from recsys_operator import constants as c
 from recsys_operator import metrics
-from recsys_operator.errors import InvalidSpecError, KubeApiError
+from recsys_operator.errors import InvalidSpecError
 from recsys_operator.handlers.handle_child_drift import correct_child_drift
 from recsys_operator.handlers.handle_reconcile_recsystem import reconcile_recsystem
-from recsys_operator.handlers.handle_scheduler_tick import scheduler_tick
+from recsys_operator.handlers.handle_tick_recsystems import InstanceKey, tick_recsystems
 from recsys_operator.handlers.shared import instance_from, invalid_status, update_status
 from recsys_operator.kube import Kube
-from recsys_operator.metrics import RECONCILES, TICK_ERRORS
+from recsys_operator.metrics import RECONCILES
 
 # Child kinds watched for drift (the label filter keeps foreign objects out).
 CHILD_RESOURCES = (
@@ -38,8 +37,10 @@ MANAGED = {c.LABEL_MANAGED_BY: c.OPERATOR_NAME}
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    """Load config, open the API client, and tune kopf (each setting says why)."""
+async def startup(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **kwargs: Any
+) -> None:
+    """Load config, open the API client, tune kopf (each setting says why), start the ticks."""
     memo.config = memo.get("config") or config_module.load()
     memo.kube = memo.get("kube") or await Kube.from_environment()
     # Keep kopf's bookkeeping in our own annotation namespace, and out of .status.
@@ -49,6 +50,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=c.PERSISTENCE_PREFIX, key="last-handled-configuration"
     )
+    # No handler requires a finalizer any more (see handle_tick_recsystems: the scheduler is not
+    # a per-object daemon). The name stays configured so that kopf recognises the finalizer
+    # that operator versions with a daemon put on every RecSystem, and removes it on sight:
+    # it removes its own finalizer from any object no handler needs it on.
     settings.persistence.finalizer = f"{c.PERSISTENCE_PREFIX}/finalizer"
     # One replica with a Recreate strategy: no peering CRD needed.
     settings.peering.standalone = True
@@ -64,12 +69,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     if not memo.get("metrics_served"):
         metrics.serve(memo.config.metrics_port)
         memo.metrics_served = True
+    if memo.get("ticker") is None:
+        # A live view, passed by the name of the index handler below (kopf's typing of
+        # activity handlers has no room for indices): kopf fills it from its watch.
+        index: kopf.Index[InstanceKey, bool] = kwargs["recsystems"]
+        memo.ticker = asyncio.create_task(
+            tick_recsystems(lambda: list(index.keys()), memo.kube, memo.config, logger),
+            name="recsys-scheduler",
+        )
     logger.info("recsys-operator started (default image %s)", memo.config.default_image)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    """Close the API client's connection pool."""
+    """Stop the scheduler loop, then close the API client's connection pool."""
+    ticker: asyncio.Task[None] | None = memo.get("ticker")
+    if ticker is not None:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        memo.ticker = None
     kube = memo.get("kube")
     if kube is not None:
         await kube.close()
@@ -101,7 +120,7 @@ async def reconcile(
         await update_status(memo.kube, body, invalid_status(exc, generation, previous))
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
     update, applied = await reconcile_recsystem(inst, memo.kube, generation, previous, logger)
-    # Not through kopf's `patch`: the scheduler daemon writes status concurrently, and
+    # Not through kopf's `patch`: the scheduler loop writes status concurrently, and
     # only a resourceVersion-guarded read-merge-write keeps both writers' conditions.
     await update_status(memo.kube, body, update)
     RECONCILES.labels("failure" if applied.failures else "success").inc()
@@ -113,52 +132,10 @@ async def reconcile(
         kopf.info(body, reason="Reconciled", message=f"{applied.changed} child object(s) written")
 
 
-@kopf.daemon(c.GROUP, c.VERSION, c.PLURAL, id="scheduler", cancellation_timeout=10)
-async def scheduler(
-    stopped: kopf.DaemonStopped,
-    name: str,
-    namespace: str | None,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
-) -> None:
-    """Per-instance loop: training Jobs, outcome, readiness; full resync now and then."""
-    last_resync = time.monotonic()
-    # At exit kopf stops the daemons first, but a worker still draining its queue (up to
-    # `settings.queueing.exit_timeout`) re-spawns them, and kopf then treats the new ones as
-    # "hung" tasks. The `closed` check ends such a late restart once the cleanup handler has
-    # closed the client, instead of erroring until killed.
-    while not stopped and not memo.kube.closed:
-        resync = time.monotonic() - last_resync >= memo.config.resync_seconds
-        try:
-            await scheduler_tick(
-                namespace or "", name, memo.kube, memo.config, logger, resync=resync
-            )
-            if resync:
-                last_resync = time.monotonic()
-        except KubeApiError as exc:
-            if not exc.namespace_terminating:  # else: the daemon is about to be stopped
-                TICK_ERRORS.inc()
-                logger.exception("scheduler tick failed; retrying next tick")
-        except Exception:
-            # Keep ticking: a transient API failure must not stop training for this instance.
-            TICK_ERRORS.inc()
-            logger.exception("scheduler tick failed; retrying next tick")
-        await _sleep_unless_stopped(stopped, memo.config.tick_seconds)
-
-
-async def _sleep_unless_stopped(stopped: kopf.DaemonStopped, seconds: float) -> None:
-    """Sleep up to ``seconds``, waking at once when kopf stops the daemon.
-
-    Not ``await stopped.wait(seconds)``: kopf runs that timed wait in a helper task which
-    *ends with TimeoutError* whenever the time is up. If that happens in a re-spawned daemon
-    during shutdown, kopf collects the helper among the hung tasks and re-raises its error,
-    so the operator exits with a bare TimeoutError on SIGTERM. Waiting without a time limit
-    and timing out in our own task leaves the helper nothing but a normal end or a cancel.
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stopped.wait()
+@kopf.index(c.GROUP, c.VERSION, c.PLURAL)
+async def recsystems(namespace: str | None, name: str, **_: Any) -> dict[InstanceKey, bool]:
+    """Which RecSystems exist, for the scheduler loop (an index adds no finalizer)."""
+    return {(namespace or "", name): True}
 
 
 def _register_drift_handlers() -> None:

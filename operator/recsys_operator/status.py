@@ -158,7 +158,7 @@ def status_patch(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict[
     ``update`` holds the fields one writer owns; its ``conditions`` are *updates by type*,
     not the whole list. Merge patch replaces lists wholesale, so the list sent must be the
     live one with these updates applied: otherwise two writers (the reconcile handler and
-    the scheduler daemon) drop each other's conditions. The result is only correct against
+    the scheduler loop) drop each other's conditions. The result is only correct against
     the resourceVersion ``current`` was read at; callers guard the patch with it.
     """
     patch = {key: value for key, value in update.items() if key != "conditions"}

@@ -118,8 +118,8 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     # The serviceaccount controller must have made "default" before Pods can be created.
     eventually(lambda: kubectl.get("serviceaccount", "default", name), what="default SA")
     yield name
-    # RecSystems first, while the operator still runs to release its finalizer; deleting the
-    # namespace alone leaves the operator re-creating children the namespace controller deletes.
+    # RecSystems first (nothing holds them back: no finalizer); deleting the namespace alone
+    # could leave the operator re-creating children the namespace controller deletes.
     kubectl.run("delete", "recsystems", "--all", "-n", name, "--timeout=60s", check=False)
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 

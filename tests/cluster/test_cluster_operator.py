@@ -46,30 +46,49 @@ CHILD_KINDS = {
 
 
 class OperatorProcess:
-    """``recsys-operator`` (the console script) with a kubeconfig holding only a SA token."""
+    """``recsys-operator`` (the console script) with a kubeconfig holding only a SA token.
 
-    def __init__(self, kubeconfig_path: Path, log: Path) -> None:
+    ``stop()`` and ``start()`` again play an operator that is down for a while (an upgrade, a
+    crash loop); the log is appended to, so the whole module's output stays in one file.
+    """
+
+    def __init__(self, kubeconfig_path: Path, log: Path, namespaces: str = "") -> None:
+        self.kubeconfig_path = kubeconfig_path
         self.log = log
+        self.namespaces = namespaces
+        self.start()
+
+    def start(self) -> None:
+        # Fresh ports each time: the previous process's sockets may linger in TIME_WAIT.
         self.metrics_port = free_port()
         env = {
             **os.environ,
-            "KUBECONFIG": str(kubeconfig_path),
+            "KUBECONFIG": str(self.kubeconfig_path),
             "RECSYS_OPERATOR_TICK_SECONDS": "1",
             "RECSYS_OPERATOR_RESYNC_SECONDS": "15",
             "RECSYS_OPERATOR_LIVENESS_PORT": str(free_port()),
             "RECSYS_OPERATOR_METRICS_PORT": str(self.metrics_port),
             "RECSYS_OPERATOR_DEFAULT_IMAGE": "recsys:cluster-test",
+            "RECSYS_OPERATOR_NAMESPACES": self.namespaces,
         }
         # No in-cluster config may leak in: the kubeconfig is the only credential.
         env.pop("KUBERNETES_SERVICE_HOST", None)
         script = Path(sys.executable).with_name("recsys-operator")
+        offset = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
             [str(script)],
             env=env,
-            stdout=log.open("wb"),
+            stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+        def started() -> bool:
+            self.alive()
+            return b"Activity 'startup' succeeded" in self.log.read_bytes()[offset:]
+
+        # Until kopf has started, a SIGTERM finds Python's default handler (exit -15).
+        _eventually(started, timeout=60, what="the operator to start")
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -656,6 +675,80 @@ def test_the_operator_exports_its_own_metrics(operator: OperatorProcess) -> None
     failed = 'recsys_operator_child_writes_total{kind="Deployment",outcome="failed"}'
     assert samples.get(failed, 0) >= 1, text
     assert samples.get("recsys_operator_reconcile_duration_seconds_count", 0) >= 1, text
+
+
+# --- the operator down: nothing may wait for it ----------------------------------------
+
+
+def test_deleting_a_recsystem_or_its_namespace_completes_while_the_operator_is_down(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """No finalizer on a RecSystem: with the operator stopped, `kubectl delete` of the CR
+    returns and kube-controller-manager garbage-collects its children; deleting a namespace
+    holding one completes. (With kopf's per-object daemon, kopf put its finalizer on every
+    RecSystem and both waited for an operator that was not there.)"""
+    other = f"t-down-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", other)
+    kubectl.apply([connection_secret(namespace), recsystem("down", namespace)])
+    kubectl.apply([connection_secret(other), recsystem("gone", other)])
+    eventually(lambda: same_children(kubectl, "down", namespace), timeout=90, what="children")
+    eventually(lambda: same_children(kubectl, "gone", other), timeout=90, what="children")
+    assert operator.stop() == 0, operator.output()[-4000:]
+    try:
+        started = time.monotonic()
+        kubectl.run("delete", "recsystem", "down", "-n", namespace, "--timeout=30s")
+        cr_deleted = time.monotonic() - started
+        eventually(
+            lambda: not any(children(kubectl, "down", namespace).values()),
+            timeout=90,
+            what="children garbage-collected with the operator down",
+        )
+        children_gone = time.monotonic() - started
+        started = time.monotonic()
+        kubectl.run("delete", "namespace", other, "--timeout=120s", timeout=150)
+        namespace_deleted = time.monotonic() - started
+        assert kubectl.get("namespace", other) is None
+    finally:
+        operator.start()
+    print(
+        f"operator down: RecSystem deleted in {cr_deleted:.1f} s, children collected in "
+        f"{children_gone:.1f} s, namespace deleted in {namespace_deleted:.1f} s"
+    )
+
+
+OLD_FINALIZER = f"{c.PERSISTENCE_PREFIX}/finalizer"  # put on by versions with kopf's daemon
+
+
+def test_the_finalizer_of_earlier_versions_is_removed_on_upgrade(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """RecSystems that an earlier operator version left with kopf's finalizer: a live one loses
+    it (and is still reconciled), one already stuck in deletion is released."""
+    assert operator.stop() == 0, operator.output()[-4000:]
+    try:
+        live = recsystem("live", namespace)
+        stuck = recsystem("stuck", namespace)
+        for obj in (live, stuck):
+            obj["metadata"]["finalizers"] = [OLD_FINALIZER]
+        kubectl.apply([connection_secret(namespace), live, stuck])
+        kubectl.run("delete", "recsystem", "stuck", "-n", namespace, "--wait=false")
+        meta = (kubectl.get("recsystem", "stuck", namespace) or {})["metadata"]
+        assert meta.get("deletionTimestamp") and meta.get("finalizers") == [OLD_FINALIZER], meta
+    finally:
+        operator.start()  # the new version
+    eventually(
+        lambda: kubectl.get("recsystem", "stuck", namespace) is None,
+        timeout=60,
+        what="the RecSystem stuck in deletion to be released",
+    )
+
+    def no_finalizer() -> bool:
+        meta = (kubectl.get("recsystem", "live", namespace) or {})["metadata"]
+        assert not meta.get("finalizers"), meta
+        return True
+
+    eventually(no_finalizer, timeout=60, what="the old finalizer removed")
+    eventually(lambda: same_children(kubectl, "live", namespace), timeout=90, what="children")
 
 
 def rss_mib(pid: int) -> float:

@@ -272,9 +272,9 @@ async def cluster(
             yield cluster
         finally:
             if not operator.stopped:
-                # Delete the RecSystems first so that every test also checks that kopf
-                # releases them (daemons stopped, finalizer removed); tests that stop the
-                # operator with live RecSystems (the SIGTERM case) call `operator.stop()`.
+                # Delete the RecSystems first so that every test also checks that nothing
+                # holds them back (no finalizer); tests that stop the operator with live
+                # RecSystems (the SIGTERM case) call `operator.stop()`.
                 await cluster.delete_all_recsystems()
                 await operator.stop()
 

@@ -165,7 +165,7 @@ async def test_delete_removes_every_child(cluster: Cluster) -> None:
     for api_version, kind, name in CHILDREN:
         await cluster.get_eventually(api_version, kind, name)
     await cluster.delete(*CR, "demo")
-    await cluster.gone_eventually(*CR, "demo")  # the finalizer was released
+    await cluster.gone_eventually(*CR, "demo")  # nothing holds it back
     for api_version, kind, name in CHILDREN:
         await cluster.gone_eventually(api_version, kind, name)
 

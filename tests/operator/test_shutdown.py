@@ -1,8 +1,9 @@
-"""Stopping the operator (SIGTERM) while RecSystems are live and their daemons mid-tick.
+"""Stopping the operator (SIGTERM) while RecSystems are live and their ticks under way.
 
-Regression: kopf re-spawns daemons while it drains its queues at exit and re-raises any error
-of the tasks left over; the scheduler's timed `stopped.wait(n)` helper task ending with
-TimeoutError made `kopf.operator()` exit with a bare TimeoutError.
+Regression: while the scheduler was a per-object kopf daemon, kopf re-spawned daemons as it
+drained its queues at exit and re-raised any error of the tasks left over (a timed
+`stopped.wait(n)` helper ending with TimeoutError made `kopf.operator()` exit with a bare
+TimeoutError). The operator-wide loop that replaced it must end as cleanly, mid-tick or not.
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ def exit_timeout() -> float:
 
 @pytest.mark.parametrize("churn", [False, True], ids=["quiet", "events-during-stop"])
 async def test_stop_with_live_recsystems_exits_cleanly(cluster: Cluster, churn: bool) -> None:
-    # Several instances so that some daemon is mid-tick or mid-wait whenever the stop comes.
+    # Several instances so that some tick is under way or waiting whenever the stop comes.
     for name in NAMES:
         await cluster.create(sample_recsystem(name, training={"intervalSeconds": 30}))
     await cluster.eventually(
-        lambda: cluster.list(*JOB), message="the daemons to run (a training Job each)"
+        lambda: cluster.list(*JOB), message="the ticks to run (a training Job each)"
     )
 
     async def touch_forever() -> None:
         # Busy workers with queued events when the stop comes: kopf lets them drain for
-        # `exit_timeout` after its daemon killer has run, and each event re-spawns a daemon.
+        # `exit_timeout` after the cleanup handler has stopped the scheduler loop.
         for i in range(10**6):
             for name in NAMES:
                 await cluster.patch(*CR, name, {"metadata": {"annotations": {"touch": str(i)}}})

@@ -244,10 +244,10 @@ async def test_schedule_uses_a_native_cronjob(cluster: Cluster, clock: Clock) ->
 async def test_a_late_reconcile_status_write_keeps_the_training_conditions(
     cluster: Cluster, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The two status writers race: the create handler's write lands after the daemon's.
+    """The two status writers race: the create handler's write lands after the scheduler's.
 
     The create handler is held just before it writes status (with the body it was called
-    with, which has no conditions yet) until the scheduler daemon has recorded a training
+    with, which has no conditions yet) until the scheduler loop has recorded a training
     outcome; every version of the RecSystem stored after that must keep the outcome.
     """
     release, written = threading.Event(), threading.Event()
@@ -284,7 +284,7 @@ async def test_a_late_reconcile_status_write_keeps_the_training_conditions(
     async def recorded() -> dict[str, Any] | None:
         return training_condition(await cluster.get(*CR, "demo"))
 
-    await cluster.eventually(recorded, message="the daemon to record the training outcome")
+    await cluster.eventually(recorded, message="the scheduler to record the training outcome")
     assert not written.is_set()
     release.set()
     assert await asyncio.to_thread(written.wait, 30), "the create handler did not write status"
