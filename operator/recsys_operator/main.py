@@ -34,6 +34,8 @@ CHILD_RESOURCES = (
     ("batch", "v1", "cronjobs"),
 )
 MANAGED = {c.LABEL_MANAGED_BY: c.OPERATOR_NAME}
+# The scheduler loop outlives the startup handler: kopf's per-activity logger would name it.
+TICK_LOGGER = logging.getLogger("recsys_operator.scheduler")
 
 
 @kopf.on.startup()
@@ -74,7 +76,7 @@ async def startup(
         # activity handlers has no room for indices): kopf fills it from its watch.
         index: kopf.Index[InstanceKey, bool] = kwargs["recsystems"]
         memo.ticker = asyncio.create_task(
-            tick_recsystems(lambda: list(index.keys()), memo.kube, memo.config, logger),
+            tick_recsystems(lambda: list(index.keys()), memo.kube, memo.config, TICK_LOGGER),
             name="recsys-scheduler",
         )
     logger.info("recsys-operator started (default image %s)", memo.config.default_image)

@@ -154,6 +154,10 @@ class Storage(_Model):
     size: Annotated[str, Field(pattern=SIZE_PATTERN)] = "1Gi"
     storage_class_name: str | None = None
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+    # Retain by default: the log is the durable copy of every accepted like and dislike, and
+    # an accidental `kubectl delete` (or a GitOps prune) must not destroy it; as a
+    # StatefulSet's claims, it outlives its owner unless asked otherwise.
+    retain_policy: Literal["Retain", "Delete"] = "Retain"
 
 
 class RecSystemSpec(_Model):

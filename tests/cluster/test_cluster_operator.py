@@ -216,6 +216,9 @@ def test_operator_reconciles_children_with_owner_references_under_its_own_rbac(
             obj = kubectl.get(kind, child, namespace)
             assert obj is not None
             refs = obj["metadata"].get("ownerReferences") or []
+            if kind == "persistentvolumeclaims":
+                assert refs == [], f"a retained claim (the default) is owned: {refs}"
+                continue
             assert refs == [
                 {
                     "apiVersion": c.API_VERSION,
@@ -322,7 +325,12 @@ def test_a_field_removed_from_the_spec_is_removed_from_the_child(
 def test_deleting_the_recsystem_garbage_collects_its_children(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
 ) -> None:
-    kubectl.apply([connection_secret(namespace), recsystem("gc", namespace)])
+    kubectl.apply(
+        [
+            connection_secret(namespace),
+            recsystem("gc", namespace, storage={"retainPolicy": "Delete"}),
+        ]
+    )
     eventually(lambda: same_children(kubectl, "gc", namespace), timeout=90, what="children")
     kubectl.run("delete", "recsystem", "gc", "-n", namespace, "--timeout=60s")
     # The garbage collector of kube-controller-manager, not the operator, removes them.
@@ -330,6 +338,72 @@ def test_deleting_the_recsystem_garbage_collects_its_children(
         lambda: not any(children(kubectl, "gc", namespace).values()),
         timeout=90,
         what="children garbage-collected",
+    )
+
+
+def claim(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
+    pvc = kubectl.get("persistentvolumeclaim", f"{name}-data", namespace)
+    assert pvc is not None, f"no claim {name}-data"
+    return pvc
+
+
+def claim_owners(kubectl: Kubectl, name: str, namespace: str) -> list[str]:
+    """uids of the claim's owners."""
+    refs = claim(kubectl, name, namespace)["metadata"].get("ownerReferences") or []
+    return [ref["uid"] for ref in refs]
+
+
+def test_the_interaction_log_is_retained_by_default_reused_and_deleted_on_request(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """storage.retainPolicy with the garbage collector running: Retain (the default) leaves
+    the claim when every other child is collected, and a RecSystem re-created with the same
+    name uses that same claim; switching a live RecSystem to Delete (and back) adds (removes)
+    the owner reference; with Delete the claim goes with the RecSystem."""
+    kubectl.apply([connection_secret(namespace), recsystem("keep", namespace)])
+    eventually(lambda: same_children(kubectl, "keep", namespace), timeout=90, what="children")
+    first = claim(kubectl, "keep", namespace)["metadata"]
+    assert not first.get("ownerReferences"), first
+    kubectl.run("delete", "recsystem", "keep", "-n", namespace, "--timeout=60s")
+
+    def others_collected() -> bool:
+        left = {k: v for k, v in children(kubectl, "keep", namespace).items() if v}
+        assert left == {"persistentvolumeclaims": {"keep-data"}}, f"left: {left}"
+        return True
+
+    eventually(others_collected, timeout=120, what="every child but the claim collected")
+    kubectl.apply(recsystem("keep", namespace))
+    eventually(lambda: same_children(kubectl, "keep", namespace), timeout=90, what="children")
+    assert claim(kubectl, "keep", namespace)["metadata"]["uid"] == first["uid"], "not re-used"
+    owner_uid = (kubectl.get("recsystem", "keep", namespace) or {})["metadata"]["uid"]
+
+    def set_policy(policy: str) -> None:
+        kubectl.run("patch", "recsystem", "keep", "-n", namespace, "--type=merge",
+                    "-p", json.dumps({"spec": {"storage": {"retainPolicy": policy}}}))  # fmt: skip
+
+    set_policy("Delete")
+    eventually(
+        lambda: claim_owners(kubectl, "keep", namespace) == [owner_uid],
+        timeout=60,
+        what="the claim owned by the RecSystem",
+    )
+    set_policy("Retain")
+    eventually(
+        lambda: claim_owners(kubectl, "keep", namespace) == [],
+        timeout=60,
+        what="the owner reference removed",
+    )
+    set_policy("Delete")
+    eventually(
+        lambda: claim_owners(kubectl, "keep", namespace) == [owner_uid],
+        timeout=60,
+        what="the claim owned again",
+    )
+    kubectl.run("delete", "recsystem", "keep", "-n", namespace, "--timeout=60s")
+    eventually(
+        lambda: kubectl.get("persistentvolumeclaim", "keep-data", namespace) is None,
+        timeout=120,
+        what="the claim collected with its RecSystem (retainPolicy: Delete)",
     )
 
 
@@ -689,7 +763,10 @@ def test_deleting_a_recsystem_or_its_namespace_completes_while_the_operator_is_d
     RecSystem and both waited for an operator that was not there.)"""
     other = f"t-down-{uuid.uuid4().hex[:6]}"
     kubectl.run("create", "namespace", other)
-    kubectl.apply([connection_secret(namespace), recsystem("down", namespace)])
+    delete_claim = {"retainPolicy": "Delete"}
+    kubectl.apply(
+        [connection_secret(namespace), recsystem("down", namespace, storage=delete_claim)]
+    )
     kubectl.apply([connection_secret(other), recsystem("gone", other)])
     eventually(lambda: same_children(kubectl, "down", namespace), timeout=90, what="children")
     eventually(lambda: same_children(kubectl, "gone", other), timeout=90, what="children")
@@ -847,6 +924,8 @@ def test_rbac_grants_are_exactly_what_the_operator_used(
     not_requested = {
         # Checked by OwnerReferencesPermissionEnforcement while creating children.
         ("recsys.io", "recsystems/finalizers", "update"),
+        # Checked by the same plugin when the claim's owner reference changes (retainPolicy).
+        ("", "persistentvolumeclaims", "delete"),
         # kopf posts (Warning) Events only when a handler fails; none fails in this tier.
         ("", "events", "create"),
     }

@@ -12,7 +12,6 @@ DEPLOYMENT = ("apps/v1", "Deployment")
 CHILDREN = [
     ("v1", "ConfigMap", "demo-config"),
     ("v1", "Secret", "demo-admin"),
-    ("v1", "PersistentVolumeClaim", "demo-data"),
     ("apps/v1", "Deployment", "demo-api"),
     ("apps/v1", "Deployment", "demo-collector"),
     ("apps/v1", "Deployment", "demo-ingest"),
@@ -25,6 +24,8 @@ CHILDREN = [
     ("policy/v1", "PodDisruptionBudget", "demo-collector"),
     ("networking.k8s.io/v1", "Ingress", "demo"),
 ]
+
+PVC = ("v1", "PersistentVolumeClaim", "demo-data")
 
 
 def _condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -63,6 +64,9 @@ async def test_create_writes_every_child_with_owner_reference(cluster: Cluster) 
             }
         ], f"{kind}/{name}"
         assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == "demo"
+    # The interaction log is retained by default: no owner reference to follow.
+    pvc = await cluster.get_eventually(*PVC)
+    assert "ownerReferences" not in pvc["metadata"], pvc["metadata"]
     # Sub-minute interval: Jobs launched by the operator, no CronJob.
     assert await cluster.get("batch/v1", "CronJob", "demo-train") is None
     # Only the generated admin token is a plain Secret; its value is random, not empty.
@@ -168,6 +172,7 @@ async def test_delete_removes_every_child(cluster: Cluster) -> None:
     await cluster.gone_eventually(*CR, "demo")  # nothing holds it back
     for api_version, kind, name in CHILDREN:
         await cluster.gone_eventually(api_version, kind, name)
+    assert await cluster.get(*PVC) is not None  # storage.retainPolicy: Retain (the default)
 
 
 async def test_invalid_spec_is_reported_in_status_without_crashing(cluster: Cluster) -> None:

@@ -35,16 +35,19 @@ class ObjectRef:
 
 @dataclass
 class Plan:
-    """What the reconciler sends: objects to keep in sync, create once, and remove."""
+    """What the reconciler sends: objects to keep in sync, the data claim, and what to remove."""
 
+    #: The interaction-log claim: created once (its spec is largely immutable); afterwards
+    #: only its owner reference follows ``storage.retainPolicy``.
+    data_pvc: Obj
     apply: list[Obj] = field(default_factory=list)
-    create_only: list[Obj] = field(default_factory=list)
     absent: list[ObjectRef] = field(default_factory=list)
 
 
 def build_plan(inst: Instance) -> Plan:
     """The full desired state of one RecSystem (the admin Secret is handled by the caller)."""
     plan = Plan(
+        data_pvc=build_data_pvc(inst),
         apply=[
             build_configmap(inst),
             build_api_deployment(inst),
@@ -54,8 +57,6 @@ def build_plan(inst: Instance) -> Plan:
             build_collector_service(inst),
             build_ingest_service(inst),
         ],
-        # PVC specs are largely immutable: create it, never patch it.
-        create_only=[build_data_pvc(inst)],
     )
     optional: list[tuple[str, str, str, Obj | None]] = [
         ("autoscaling/v2", "HorizontalPodAutoscaler", inst.child(c.API), build_hpa(inst, c.API)),

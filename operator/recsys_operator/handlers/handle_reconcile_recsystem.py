@@ -11,6 +11,7 @@ from recsys_operator import constants as c
 from recsys_operator.builders import Instance, Obj, ObjectRef, build_plan
 from recsys_operator.builders.common import selector_labels
 from recsys_operator.builders.secret import build_admin_secret
+from recsys_operator.builders.storage import data_pvc_owner_references
 from recsys_operator.errors import KubeApiError
 from recsys_operator.handlers.shared import Logger, utcnow
 from recsys_operator.kube import Kube, Outcome
@@ -65,6 +66,16 @@ async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyRes
 
         return write
 
+    def data_pvc(desired: Obj) -> Callable[[], Awaitable[bool]]:
+        async def write() -> bool:
+            outcome = await ensure_data_pvc(inst, desired, kube, logger)
+            if outcome is Outcome.UNCHANGED:
+                return False
+            CHILD_WRITES.labels("PersistentVolumeClaim", outcome.value).inc()
+            return True
+
+        return write
+
     def delete(ref: ObjectRef) -> Callable[[], Awaitable[bool]]:
         async def write() -> bool:
             if await kube.delete(ref.api_version, ref.kind, inst.namespace, ref.name):
@@ -79,14 +90,48 @@ async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyRes
         # Generated once; create-only so the token stays stable across reconciles.
         secret = build_admin_secret(inst, secrets.token_urlsafe(32))
         await attempt(f"Secret/{secret['metadata']['name']}", ensure(secret, False), False)
-    for obj in plan.create_only:
-        await attempt(f"{obj['kind']}/{obj['metadata']['name']}", ensure(obj, False), False)
+    pvc = plan.data_pvc
+    await attempt(f"PersistentVolumeClaim/{pvc['metadata']['name']}", data_pvc(pvc), False)
     for obj in plan.apply:
         what = f"{obj['kind']}/{obj['metadata']['name']}"
         await attempt(what, ensure(obj), obj["kind"] in OPTIONAL_KINDS)
     for ref in plan.absent:
         await attempt(f"{ref.kind}/{ref.name}", delete(ref), ref.kind in OPTIONAL_KINDS)
     return result
+
+
+async def ensure_data_pvc(inst: Instance, desired: Obj, kube: Kube, logger: Logger) -> Outcome:
+    """Create the claim if absent; else make only its owner references follow the policy.
+
+    Its spec is never patched (mostly immutable). The owner reference is: switching
+    ``storage.retainPolicy`` on a live RecSystem adds or removes it, and a RecSystem
+    re-created with the same name adopts (Delete) or just uses (Retain) a retained claim.
+    """
+    name = desired["metadata"]["name"]
+    live = await kube.get("v1", "PersistentVolumeClaim", inst.namespace, name)
+    if live is None:
+        return await kube.ensure(desired, update=False, logger=logger)
+    meta = live.get("metadata") or {}
+    current = list(meta.get("ownerReferences") or [])
+    wanted = data_pvc_owner_references(inst, current)
+    if wanted == current:
+        return Outcome.UNCHANGED
+    # Guarded by resourceVersion: a concurrent change to the references fails with 409 and
+    # is retried (kopf's backoff, the next resync) instead of being overwritten.
+    patch = {
+        "metadata": {
+            "ownerReferences": wanted or None,
+            "resourceVersion": meta.get("resourceVersion"),
+        }
+    }
+    await kube.patch("v1", "PersistentVolumeClaim", inst.namespace, name, patch)
+    logger.info(
+        "PersistentVolumeClaim/%s: %s (storage.retainPolicy %s)",
+        name,
+        "owned by the RecSystem" if len(wanted) > len(current) else "owner reference updated",
+        inst.spec.storage.retain_policy,
+    )
+    return Outcome.PATCHED
 
 
 def reconciled_condition(

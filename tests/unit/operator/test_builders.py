@@ -9,6 +9,7 @@ import pytest
 from recsys_operator import constants as c
 from recsys_operator.builders import Instance, build_plan
 from recsys_operator.builders.secret import build_admin_secret
+from recsys_operator.builders.storage import data_pvc_owner_references
 from recsys_operator.builders.trainer import (
     build_cronjob,
     build_job,
@@ -50,7 +51,7 @@ FULL: dict[str, Any] = {
 
 def test_every_builtin_object_is_valid_for_kubernetes_1_35() -> None:
     plan = build_plan(make(**FULL))
-    objs = [*plan.apply, *plan.create_only, build_admin_secret(make(), "t")]
+    objs = [*plan.apply, plan.data_pvc, build_admin_secret(make(), "t")]
     for obj in objs:
         if obj["apiVersion"].startswith("monitoring.coreos.com"):
             continue
@@ -58,14 +59,33 @@ def test_every_builtin_object_is_valid_for_kubernetes_1_35() -> None:
 
 
 def test_children_are_owned_and_labelled() -> None:
-    plan = build_plan(make(**FULL))
-    for obj in [*plan.apply, *plan.create_only]:
+    plan = build_plan(make(**{**FULL, "storage": {**FULL["storage"], "retainPolicy": "Delete"}}))
+    for obj in [*plan.apply, plan.data_pvc]:
         meta = obj["metadata"]
         assert meta["namespace"] == "ns"
         assert meta["ownerReferences"][0]["uid"] == "uid-1"
         assert meta["ownerReferences"][0]["controller"] is True
         assert meta["labels"][c.LABEL_INSTANCE] == "demo"
         assert meta["labels"][c.LABEL_MANAGED_BY] == c.OPERATOR_NAME
+
+
+def test_a_retained_data_claim_has_no_owner_reference() -> None:
+    """Retain (the default): nothing for the garbage collector to follow to the claim."""
+    pvc = build_plan(make()).data_pvc
+    assert "ownerReferences" not in pvc["metadata"]
+    assert pvc["metadata"]["labels"][c.LABEL_INSTANCE] == "demo"
+
+
+def test_data_claim_owner_references_follow_the_policy_and_keep_foreign_ones() -> None:
+    foreign = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u-x"}
+    predecessor = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": "demo", "uid": "old"}
+    retained = make(storage={"retainPolicy": "Retain"})
+    assert data_pvc_owner_references(retained, [foreign, predecessor]) == [foreign]
+    deleted = make(storage={"retainPolicy": "Delete"})
+    refs = data_pvc_owner_references(deleted, [foreign, predecessor])
+    assert refs[0] == foreign
+    assert (refs[1]["uid"], refs[1]["controller"]) == ("uid-1", True)
+    assert len(refs) == 2
 
 
 def test_pods_are_hardened_and_have_probes_and_resources() -> None:
