@@ -245,7 +245,6 @@ class Kube:
         self,
         desired: Obj,
         *,
-        update: bool = True,
         live: Obj | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> Outcome:
@@ -253,19 +252,11 @@ class Kube:
 
         ``live`` (a watch event's object) skips the write when it already contains every field
         we set: the event was caused by someone else's harmless change, or by our own apply.
-        ``update=False`` only creates (PVCs, generated Secrets: never overwritten).
         """
         log = logger or logging.getLogger(__name__)
         meta = desired["metadata"]
         api_version, kind = desired["apiVersion"], desired["kind"]
         namespace, name = meta["namespace"], meta["name"]
-        if not update:
-            if (live or await self.get(api_version, kind, namespace, name)) is not None:
-                return Outcome.UNCHANGED
-            if await self.create(desired, tolerate_conflict=True) is None:
-                return Outcome.UNCHANGED  # created concurrently: never overwritten anyway
-            log.info("created %s/%s", kind, name)
-            return Outcome.CREATED
         if live is not None and is_subset(desired, live):
             return Outcome.UNCHANGED
         before = live or await self.get(api_version, kind, namespace, name)

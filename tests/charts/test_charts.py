@@ -323,7 +323,7 @@ def test_operator_rbac_is_least_privilege(operator_rendered: list[dict[str, Any]
         assert "*" not in rule["apiGroups"]
         for resource in rule["resources"]:
             granted.setdefault(resource, set()).update(rule["verbs"])
-    assert granted["secrets"] == {"get", "create"}  # never list/watch every Secret
+    assert granted["secrets"] == {"create"}  # never read a Secret (an existing one: 409)
     assert granted["pods"] == {"list"}
     assert granted["recsystems/status"] == {"patch"}
     # `update` only where the API server demands it: blockOwnerDeletion on children needs
@@ -333,6 +333,29 @@ def test_operator_rbac_is_least_privilege(operator_rendered: list[dict[str, Any]
         *(verbs for resource, verbs in granted.items() if resource != "recsystems/finalizers")
     )
     assert not {"clusterroles", "roles", "rolebindings", "nodes"} & set(granted)
+
+
+def test_operator_rbac_is_namespaced_when_watching_namespaces(render: Render) -> None:
+    """With watchNamespaces, a Role per namespace; the ClusterRole keeps only what is
+    cluster-scoped (the CRD, namespace names)."""
+    objs = render(
+        OPERATOR_CHART, "--set", "operator.watchNamespaces={shop,books}", release="ops",
+        namespace="recsys-system",
+    )  # fmt: skip
+    [cluster_role] = [o for o in objs if o["kind"] == "ClusterRole"]
+    cluster_wide = {r for rule in cluster_role["rules"] for r in rule["resources"]}
+    assert cluster_wide == {"customresourcedefinitions", "namespaces"}
+    roles = {o["metadata"]["namespace"]: o for o in objs if o["kind"] == "Role"}
+    bindings = {o["metadata"]["namespace"]: o for o in objs if o["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"shop", "books"}
+    for namespace, binding in bindings.items():
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+            "name": roles[namespace]["metadata"]["name"],
+        }  # fmt: skip
+        assert binding["subjects"][0]["namespace"] == "recsys-system"
+    [everywhere] = [o for o in render(OPERATOR_CHART) if o["kind"] == "ClusterRole"]
+    assert roles["shop"]["rules"] == everywhere["rules"][1:]  # the same namespaced rules
 
 
 def test_operator_deployment_probes_healthz(operator_rendered: list[dict[str, Any]]) -> None:

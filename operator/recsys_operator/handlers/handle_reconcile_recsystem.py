@@ -56,12 +56,25 @@ async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyRes
             result.failures.append(f"{what}: {exc}")
             CHILD_WRITES.labels(what.split("/", 1)[0], "failed").inc()
 
-    def ensure(obj: Obj, update: bool = True) -> Callable[[], Awaitable[bool]]:
+    def ensure(obj: Obj) -> Callable[[], Awaitable[bool]]:
         async def write() -> bool:
-            outcome = await kube.ensure(obj, update=update, logger=logger)
+            outcome = await kube.ensure(obj, logger=logger)
             if outcome is Outcome.UNCHANGED:
                 return False
             CHILD_WRITES.labels(obj["kind"], outcome.value).inc()
+            return True
+
+        return write
+
+    def create_secret(obj: Obj) -> Callable[[], Awaitable[bool]]:
+        async def write() -> bool:
+            # Create and take 409 for "already there", instead of reading it first: the
+            # operator holds no `get` on Secrets, so it can read none (in any namespace it
+            # serves). The price: one refused create per resync once the Secret exists.
+            if await kube.create(obj, tolerate_conflict=True) is None:
+                return False
+            logger.info("created Secret/%s", obj["metadata"]["name"])
+            CHILD_WRITES.labels("Secret", "created").inc()
             return True
 
         return write
@@ -89,7 +102,7 @@ async def apply_children(inst: Instance, kube: Kube, logger: Logger) -> ApplyRes
     if inst.spec.admin_token.secret_ref is None:
         # Generated once; create-only so the token stays stable across reconciles.
         secret = build_admin_secret(inst, secrets.token_urlsafe(32))
-        await attempt(f"Secret/{secret['metadata']['name']}", ensure(secret, False), False)
+        await attempt(f"Secret/{secret['metadata']['name']}", create_secret(secret), False)
     pvc = plan.data_pvc
     await attempt(f"PersistentVolumeClaim/{pvc['metadata']['name']}", data_pvc(pvc), False)
     for obj in plan.apply:
@@ -110,7 +123,10 @@ async def ensure_data_pvc(inst: Instance, desired: Obj, kube: Kube, logger: Logg
     name = desired["metadata"]["name"]
     live = await kube.get("v1", "PersistentVolumeClaim", inst.namespace, name)
     if live is None:
-        return await kube.ensure(desired, update=False, logger=logger)
+        if await kube.create(desired, tolerate_conflict=True) is None:
+            return Outcome.UNCHANGED  # created concurrently (a resync and a handler)
+        logger.info("created PersistentVolumeClaim/%s", name)
+        return Outcome.CREATED
     meta = live.get("metadata") or {}
     current = list(meta.get("ownerReferences") or [])
     wanted = data_pvc_owner_references(inst, current)
