@@ -358,6 +358,39 @@ def test_operator_rbac_is_namespaced_when_watching_namespaces(render: Render) ->
     assert roles["shop"]["rules"] == everywhere["rules"][1:]  # the same namespaced rules
 
 
+def test_operator_service_monitor_is_optional_and_selects_the_metrics_port(
+    render: Render, operator_rendered: list[dict[str, Any]]
+) -> None:
+    """Off by default; on, the ServiceMonitor selects the metrics Service, whose port reaches
+    the container's metrics port (what the operator serves /metrics on)."""
+    assert not {"ServiceMonitor", "Service"} & {o["kind"] for o in operator_rendered}
+    objs = render(
+        OPERATOR_CHART, "--set", "monitoring.serviceMonitor.enabled=true",
+        "--set", "monitoring.serviceMonitor.labels.release=kps", *monitoring_args(),
+        release="ops", namespace="recsys-system",
+    )  # fmt: skip
+    [monitor] = [o for o in objs if o["kind"] == "ServiceMonitor"]
+    [service] = [o for o in objs if o["kind"] == "Service"]
+    [dep] = [o for o in objs if o["kind"] == "Deployment"]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["recsys-system"]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    [port] = service["spec"]["ports"]
+    assert endpoint["port"] == port["name"] and endpoint["path"] == "/metrics"
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert port["targetPort"] in ports
+    assert str(ports[port["targetPort"]]) == env["RECSYS_OPERATOR_METRICS_PORT"]
+    # Without the Prometheus Operator's CRDs: the Service only (and a warning in NOTES).
+    bare = render(OPERATOR_CHART, "--set", "monitoring.serviceMonitor.enabled=true")
+    assert "ServiceMonitor" not in {o["kind"] for o in bare}
+
+
 def test_operator_deployment_probes_healthz(operator_rendered: list[dict[str, Any]]) -> None:
     [dep] = [o for o in operator_rendered if o["kind"] == "Deployment"]
     assert dep["spec"]["strategy"] == {"type": "Recreate"}

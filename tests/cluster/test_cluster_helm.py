@@ -44,6 +44,38 @@ def test_rendered_operator_objects_pass_server_side_dry_run(
                 stdin=rendered)  # fmt: skip
 
 
+def test_the_operator_chart_service_monitor_passes_server_side_dry_run(
+    helm_cli: Helm, kubectl: Kubectl, namespace: str, monitoring_crds: None
+) -> None:
+    """Optional (off by default); on, rendered where the server serves ServiceMonitors (this
+    session's CRD: the real schema's fields, types and required fields, nothing else), and
+    accepted by it with strict field validation; `helm install` creates both objects."""
+    # A release name of its own: its cluster-scoped RBAC objects collide with no other test's.
+    args = ["opsmon", str(OPERATOR_CHART), "-n", namespace]
+    monitor = ["--set", "monitoring.serviceMonitor.enabled=true"]
+    default = [o for o in yaml.safe_load_all(helm_cli.run("template", *args).stdout) if o]
+    assert "ServiceMonitor" not in {o["kind"] for o in default}
+    rendered = helm_cli.run("template", *args, *monitor, *monitoring_args()).stdout
+    kinds = {o["kind"] for o in yaml.safe_load_all(rendered) if o}
+    assert {"ServiceMonitor", "Service"} <= kinds, kinds
+    kubectl.run("create", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", "-",
+                stdin=rendered)  # fmt: skip
+    # The stub is strict: a misspelt field is refused, so the dry-run above can fail.
+    typo = rendered.replace("honorLabels", "honourLabels").replace("path: /metrics", "paht: /m")
+    refused = kubectl.run("create", "--dry-run=server", "--validate=strict", "-n", namespace,
+                          "-f", "-", stdin=typo, check=False)  # fmt: skip
+    assert refused.returncode != 0 and "unknown field" in refused.stderr, refused.stderr
+    helm_cli.run("install", *args, *monitor, "--timeout=2m")
+    try:
+        [created] = kubectl.items("servicemonitors", namespace)
+        service = kubectl.get("service", "opsmon-recsys-operator-metrics", namespace)
+        assert service is not None
+        selector = created["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= service["metadata"]["labels"].items()
+    finally:
+        helm_cli.run("uninstall", "opsmon", "-n", namespace, "--wait", "--timeout=2m")
+
+
 @pytest.mark.parametrize("values", VALUES_FILES, ids=lambda p: p.stem)
 def test_app_chart_installs_upgrades_and_uninstalls(
     helm_cli: Helm, kubectl: Kubectl, app_chart: Path, namespace: str, values: Path,
