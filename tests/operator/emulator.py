@@ -11,6 +11,10 @@
    (optimistic concurrency, as the real API server does).
 8. creates a missing object on a server-side apply PATCH (and otherwise treats the apply
    as a merge patch: field ownership is only modelled by the real server, in tests/cluster).
+9. collects an object written with owner references none of which exists any more (the real
+   garbage collector deletes such dependents): a scheduler tick that read its RecSystem just
+   before the RecSystem was deleted may still re-apply a child afterwards, as nothing (no
+   finalizer) holds the RecSystem back until the tick ends.
 """
 
 from __future__ import annotations
@@ -72,6 +76,18 @@ class RecsysEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             if uid and any(ref.get("uid") == uid for ref in refs):
                 await self._request_delete(other_key)
 
+    async def _collect_if_orphaned(self, key: Key) -> None:
+        refs = (self._objects[key].get("metadata") or {}).get("ownerReferences") or []
+        if not refs:
+            return
+        live = {
+            (obj.get("metadata") or {}).get("uid")
+            for obj in self._objects.values()
+            if not obj.deleted
+        }
+        if not any(ref.get("uid") in live for ref in refs):
+            await self._request_delete(key)
+
     async def _request_delete(self, key: Key) -> None:
         obj = self._objects[key]
         meta = obj.get("metadata") or {}
@@ -130,6 +146,7 @@ class RecsysEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             else:
                 self._objects[key].create(data)
             await self._emit(resource, "ADDED", data)
+            await self._collect_if_orphaned(key)
             return
         if request.name is None:
             return  # collection-level operations are not needed here
@@ -165,6 +182,8 @@ class RecsysEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         await self._emit(resource, "MODIFIED", new)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             await self._hard_delete(key)
+        else:
+            await self._collect_if_orphaned(key)
 
     def _visible(self, request: rendering.Request) -> list[dict[str, Any]]:
         selector = request.params.get("labelSelector")

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
 
 from recsys_operator.config import OperatorConfig
 from recsys_operator.errors import KubeApiError
 from recsys_operator.handlers.handle_scheduler_tick import scheduler_tick
-from recsys_operator.handlers.shared import Logger
 from recsys_operator.kube import Kube
 from recsys_operator.metrics import TICK_ERRORS
 
@@ -36,7 +37,7 @@ async def tick_recsystems(
     instances: Callable[[], Iterable[InstanceKey]],
     kube: Kube,
     config: OperatorConfig,
-    logger: Logger,
+    logger: logging.Logger,
 ) -> None:
     """Run until cancelled (or the API client is closed at shutdown)."""
     running: dict[InstanceKey, asyncio.Task[None]] = {}
@@ -64,26 +65,38 @@ async def tick_recsystems(
             await asyncio.gather(*running.values(), return_exceptions=True)
 
 
+class InstanceLogger(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes ``[namespace/name]``: kopf's per-object logger did that for the daemon, and a
+    line like "could not write Secret/x-admin" says nothing without it."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        return f"[{(self.extra or {}).get('instance')}] {msg}", kwargs
+
+
 async def _tick_one(
     key: InstanceKey,
     kube: Kube,
     config: OperatorConfig,
-    logger: Logger,
+    logger: logging.Logger,
     resync: bool,
     last_resync: dict[InstanceKey, float],
 ) -> None:
     namespace, name = key
+    log = InstanceLogger(logger, {"instance": f"{namespace}/{name}"})
     try:
-        await scheduler_tick(namespace, name, kube, config, logger, resync=resync)
+        await scheduler_tick(namespace, name, kube, config, log, resync=resync)
         if resync and key in last_resync:
             last_resync[key] = time.monotonic()
     except KubeApiError as exc:
-        if not exc.namespace_terminating:  # else: the instance goes with its namespace
+        # Not errors: the instance went with its namespace, or was deleted during the tick
+        # (with no finalizer nothing waits for the tick; anything it wrote after the deletion
+        # names a gone owner, and the garbage collector removes it).
+        if not (exc.namespace_terminating or exc.status == 404):
             TICK_ERRORS.inc()
-            logger.exception("scheduler tick of %s/%s failed; retrying next tick", namespace, name)
+            log.exception("scheduler tick failed; retrying next tick")
     except Exception:
         # Keep ticking: a transient failure must not stop training for this instance.
         if kube.closed:
             return  # shutting down: the client was closed under this tick
         TICK_ERRORS.inc()
-        logger.exception("scheduler tick of %s/%s failed; retrying next tick", namespace, name)
+        log.exception("scheduler tick failed; retrying next tick")
