@@ -102,6 +102,16 @@ async def probe_api(memo: kopf.Memo, **_: Any) -> bool:
     return memo.get("kube") is not None
 
 
+@kopf.on.probe(id="scheduler")
+async def probe_scheduler(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: the scheduler loop still runs. Unlike a kopf daemon it is not restarted by
+    kopf if it dies; a probe that raises makes /healthz fail, and the kubelet restarts us."""
+    ticker: asyncio.Task[None] | None = memo.get("ticker")
+    if ticker is not None and ticker.done():
+        raise RuntimeError("the scheduler loop has stopped")
+    return "running"
+
+
 @kopf.on.resume(c.GROUP, c.VERSION, c.PLURAL)
 @kopf.on.create(c.GROUP, c.VERSION, c.PLURAL)
 @kopf.on.update(c.GROUP, c.VERSION, c.PLURAL)
