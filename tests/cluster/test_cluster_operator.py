@@ -61,12 +61,13 @@ class OperatorProcess:
     def start(self) -> None:
         # Fresh ports each time: the previous process's sockets may linger in TIME_WAIT.
         self.metrics_port = free_port()
+        self.liveness_port = free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig_path),
             "RECSYS_OPERATOR_TICK_SECONDS": "1",
             "RECSYS_OPERATOR_RESYNC_SECONDS": "15",
-            "RECSYS_OPERATOR_LIVENESS_PORT": str(free_port()),
+            "RECSYS_OPERATOR_LIVENESS_PORT": str(self.liveness_port),
             "RECSYS_OPERATOR_METRICS_PORT": str(self.metrics_port),
             "RECSYS_OPERATOR_DEFAULT_IMAGE": "recsys:cluster-test",
             "RECSYS_OPERATOR_NAMESPACES": self.namespaces,
@@ -749,6 +750,9 @@ def test_the_operator_exports_its_own_metrics(operator: OperatorProcess) -> None
     failed = 'recsys_operator_child_writes_total{kind="Deployment",outcome="failed"}'
     assert samples.get(failed, 0) >= 1, text
     assert samples.get("recsys_operator_reconcile_duration_seconds_count", 0) >= 1, text
+    # kopf's /healthz runs the probes, the scheduler loop's among them.
+    health = httpx.get(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=10)
+    assert health.status_code == 200 and health.json().get("scheduler") == "running", health.text
 
 
 # --- the operator down: nothing may wait for it ----------------------------------------
