@@ -60,6 +60,7 @@ class World:
     copied_at: int = -1
     pool: list[list[int]] = field(default_factory=list)
     kept: dict[int, tuple[list[int], int]] = field(default_factory=dict)
+    liked_share: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 def catalogue(ratings: Ratings, size: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
@@ -77,6 +78,9 @@ def run(ratings: Ratings, users: int, size: int, knobs: Knobs, mode: str, seed: 
     world = World(n, genres, np.zeros(n, np.float32), np.zeros(n, np.float32),
                   np.zeros(n, np.float32))  # fmt: skip
     likes_mask = ratings.likes()
+    # Each item's share of all users who like it: what an all-knowing popularity ranks by.
+    world.liked_share = np.zeros(n, np.float32)
+    np.add.at(world.liked_share, ratings.items[likes_mask], 1.0 / len(ratings.user_ids))
     truth: dict[int, dict[int, bool]] = defaultdict(dict)
     for u, i, liked in zip(ratings.users.tolist(), ratings.items.tolist(), likes_mask.tolist(),
                            strict=True):  # fmt: skip
@@ -129,7 +133,12 @@ def run(ratings: Ratings, users: int, size: int, knobs: Knobs, mode: str, seed: 
         tick += 1
     curve = [round(float(np.mean(part)), 3) for part in np.array_split(np.array(precision), 8)]
     print("  curve", curve)
+    # Were the items most users like found? Shown fewer than 5 times in the whole run means
+    # one or two unlucky first impressions buried them.
+    top = np.argsort(-world.liked_share)[:50]
+    buried = int((world.impressions[top] < 5).sum())
     return {
+        "50 most liked shown < 5 times": float(buried),
         "P@10": float(np.mean(precision)),
         "NDCG@10": float(np.mean(ndcg)),
         "hit rate": len(hit_users) / users,
@@ -159,6 +168,12 @@ def serve(world: World, user: int, shown: set[int], rated: dict[int, bool],
     rated_mask[list(rated)] = True
     shown_mask = np.zeros(n, bool)
     shown_mask[list(shown)] = True
+    if mode == "oracle":
+        # An upper bound for any policy without personalisation: it knows every item's share
+        # of users who like it from the start (no exploration needed).
+        key = world.liked_share + rng.random(n, dtype=np.float32) * 1e-6
+        key[rated_mask | shown_mask] = -1
+        return [int(i) for i in np.argsort(-key)[:10]]
     if mode == "baseline":
         key = world.likes + rng.random(n, dtype=np.float32) * 1e-3
         key[rated_mask | shown_mask] = -1
@@ -221,6 +236,7 @@ def main() -> None:
     p.add_argument("--watched-weight", type=float, nargs="*", default=[0.3])
     p.add_argument("--dislike-weight", type=float, default=-0.3)
     p.add_argument("--baseline", action="store_true")
+    p.add_argument("--oracle", action="store_true", help="also rank by the true liked share")
     p.add_argument("--sampled-arms", type=int, default=512)
     p.add_argument("--concentration", type=float, default=1.0)
     p.add_argument("--genre-penalty", type=float, default=None)
@@ -239,6 +255,8 @@ def main() -> None:
         ranking.GENRE_PENALTY = args.genre_penalty
     if args.baseline:
         print("baseline", run(ratings, args.users, args.catalogue, Knobs(), "baseline", args.seed))
+    if args.oracle:
+        print("oracle", run(ratings, args.users, args.catalogue, Knobs(), "oracle", args.seed))
     for e in args.exploration:
         for w in args.personal_weight:
             for s in args.prior_strength:
