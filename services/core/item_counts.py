@@ -9,7 +9,9 @@ replica's event loop for tens of milliseconds: the serving benchmark's p99.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from services.core.bandit import ItemStats
 
@@ -28,16 +30,34 @@ end
 COUNT_PAGE = 500
 
 
+# (item id, count) pairs as Redis answered them: a missing count is None.
+RawCounts = Sequence[tuple[bytes | str, bytes | str | None]]
+
+
 @dataclass(frozen=True)
 class CountChanges:
-    """Counts as stored, for some items: all of them (``complete``) or those changed."""
+    """Counts as stored, for some items: all of them (``complete``) or those changed.
+
+    Kept as Redis answered them and decoded on first use: the store runs on the event
+    loop, the replica decodes in a worker thread (tens of thousands of counts, ~10 ms).
+    """
 
     cursor: int
     complete: bool
-    impressions: dict[str, float]
-    likes: dict[str, float]
-    dislikes: dict[str, float]
+    raw: tuple[RawCounts, RawCounts, RawCounts]  # impressions, likes, dislikes
     users: float
+
+    @cached_property
+    def impressions(self) -> dict[str, float]:
+        return decode_counts(self.raw[0])
+
+    @cached_property
+    def likes(self) -> dict[str, float]:
+        return decode_counts(self.raw[1])
+
+    @cached_property
+    def dislikes(self) -> dict[str, float]:
+        return decode_counts(self.raw[2])
 
 
 def apply_changes(
@@ -64,11 +84,8 @@ def apply_changes(
     return ItemStats(arrays[0], arrays[1], arrays[2], changes.users)
 
 
-def decode_counts(
-    values: dict[bytes, bytes] | list[tuple[bytes, bytes | None]],
-) -> dict[str, float]:
+def decode_counts(pairs: RawCounts) -> dict[str, float]:
     """Item id -> count; a missing field (None, from HMGET) counts 0."""
-    pairs = values.items() if isinstance(values, dict) else values
     return {_text(item): float(count or 0) for item, count in pairs}
 
 

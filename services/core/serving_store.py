@@ -13,7 +13,7 @@ from services.common.keys import Keys
 from services.common.lua import CLEAR_IF_EQUAL
 from services.core.batched_script import BatchedScript
 from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
-from services.core.item_counts import COUNT_PAGE, MARK_CHANGED, CountChanges, decode_counts
+from services.core.item_counts import COUNT_PAGE, MARK_CHANGED, CountChanges
 from services.core.ratings import decode_rating
 
 # The header of a prefetched list: "<1 if ranked with a model, else 0>|<catalogue version>".
@@ -281,9 +281,7 @@ class ServingStore:
         return CountChanges(
             int(seq or 0),
             True,
-            decode_counts(impressions),
-            decode_counts(likes),
-            decode_counts(dislikes),
+            (list(impressions.items()), list(likes.items()), list(dislikes.items())),
             float(users),
         )
 
@@ -304,7 +302,7 @@ class ServingStore:
         seq, reset = int(seq_raw or 0), int(reset_raw or 0)
         if reset > cursor:
             return None
-        counts: tuple[dict[str, float], dict[str, float], dict[str, float]] = ({}, {}, {})
+        counts: tuple[list[tuple[bytes, bytes | None]], ...] = ([], [], [])
         low = cursor
         while low < seq:
             page = cast(
@@ -338,10 +336,10 @@ class ServingStore:
             for key in (self.keys.item_impressions, self.keys.item_likes, self.keys.item_dislikes):
                 pipe.hmget(key, items)
             for into, values in zip(counts, await pipe.execute(), strict=True):
-                into.update(decode_counts(list(zip(items, values, strict=True))))
+                into.extend(zip(items, values, strict=True))
             low = last
         users = await self.redis.pfcount(self.keys.users_shown)
-        return CountChanges(seq, False, *counts, float(users))
+        return CountChanges(seq, False, (counts[0], counts[1], counts[2]), float(users))
 
     async def colikes(self, item_ids: Sequence[str], limit: int) -> list[list[tuple[str, float]]]:
         """Per item, its ``limit`` most co-liked items with their counts."""
