@@ -38,7 +38,15 @@ def start(
     key = "RECSYS_API_PORT" if component == "api" else "RECSYS_COLLECTOR_PORT"
     process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", component],
-        env={**env, "PYTHONPATH": str(source), key: str(port), **extra},
+        env={
+            **env,
+            "PYTHONPATH": str(source),
+            key: str(port),
+            # No probe ports: two servers run side by side, and nothing probes them.
+            "RECSYS_API_HEALTH_PORT": "0",
+            "RECSYS_COLLECTOR_HEALTH_PORT": "0",
+            **extra,
+        },
         cwd=source,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -118,6 +118,9 @@ class Instance:
             "RECSYS_API_PORT": str(self.ports["api"]),
             "RECSYS_COLLECTOR_PORT": str(self.ports["collector"]),
             "RECSYS_METRICS_PORT": str(self.ports["metrics"]),
+            # No probe ports: nothing probes a benchmark, and fixed ports would collide.
+            "RECSYS_API_HEALTH_PORT": "0",
+            "RECSYS_COLLECTOR_HEALTH_PORT": "0",
             "RECSYS_LOG_LEVEL": "WARNING",
             **self.extra_env,
         }

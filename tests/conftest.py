@@ -148,6 +148,10 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
         data_dir=data_dir,
         TRAIN_INTERVAL=0.5,
         metrics_port=0,
+        # In-process apps (TestClient) open no probe port: tests run side by side, and
+        # tests/e2e/processes.py gives each process a free one.
+        api_health_port=0,
+        collector_health_port=0,
         lightfm_epochs=5,
     )
     yield instance

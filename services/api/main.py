@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from services.api.prefetched_recs import PrefetchedRecs
 from services.api.routes import admin, catalogue, demo, health, recs
 from services.common.broker import open_publisher
+from services.common.health_server import probe_listener
 from services.common.http import install_common, telemetry
 from services.common.openapi import describe_errors
 from services.common.settings import Settings, get_settings
@@ -45,7 +46,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store, cache, counts, settings, settings.prefetch_pages
         )
         try:
-            yield
+            async with probe_listener(
+                settings.host,
+                settings.api_health_port,
+                lambda: health.own_health_check(settings),
+                refresh=settings.health_probe_refresh_seconds,
+                stall_after=settings.health_loop_stall_seconds,
+            ):
+                yield
         finally:
             await publisher.close()
             await redis.aclose()

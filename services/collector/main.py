@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from services.collector.fast_path import PATH, InteractFastPath
 from services.collector.routes import health, interact
 from services.common.broker import open_publisher
+from services.common.health_server import probe_listener
 from services.common.http import install_common, telemetry
 from services.common.openapi import describe_errors
 from services.common.settings import Settings, get_settings
@@ -27,7 +28,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.publisher = publisher
         app.state.health = health.health_check(publisher, settings.health_cache_seconds)
         try:
-            yield
+            async with probe_listener(
+                settings.host,
+                settings.collector_health_port,
+                lambda: health.own_health_check(settings),
+                refresh=settings.health_probe_refresh_seconds,
+                stall_after=settings.health_loop_stall_seconds,
+            ):
+                yield
         finally:
             await publisher.close()
 

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     api_port: int = Field(5001, ge=1, le=65535)
     # Port of the collector (/interact).
     collector_port: int = Field(5000, ge=1, le=65535)
+    # Port of the api's probes (/healthcheck, /livez), answered by a thread of their own so
+    # that a flood on api_port does not delay them (services/common/health_server.py; 0: none).
+    api_health_port: int = Field(5011, ge=0, le=65535)
+    # Port of the collector's probes, as api_health_port (0: none).
+    collector_health_port: int = Field(5010, ge=0, le=65535)
     # Port of the trainer's /metrics (0: none).
     metrics_port: int = Field(9100, ge=0, le=65535)
     # Address the api and the collector listen on (0.0.0.0 in containers).
@@ -158,6 +163,12 @@ class Settings(BaseSettings):
     # /healthcheck (exempt from the limits above): probes arriving while a check runs share
     # it; its answer may also be reused this long (0: every answer is the latest check's).
     health_cache_seconds: float = Field(0.0, ge=0)
+    # The probe port's /healthcheck answers from a check run this often in the background
+    # (a Redis or broker outage shows within this plus the check's own timeout).
+    health_probe_refresh_seconds: float = Field(1.0, gt=0)
+    # /livez on the probe port answers 503 once the serving event loop has not turned for
+    # this many seconds (a wedged process; a busy one turns many times a second).
+    health_loop_stall_seconds: float = Field(10.0, gt=0)
 
     # Seconds a request's headers may take from its first byte (or the connection's opening)
     # before the connection is closed; more bytes do not extend it (slowloris,

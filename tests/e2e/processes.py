@@ -31,6 +31,8 @@ class Deployment:
         self.api_port = free_port()
         self.collector_port = free_port()
         self.metrics_port = free_port()
+        self.api_health_port = free_port()
+        self.collector_health_port = free_port()
 
     @property
     def api(self) -> str:
@@ -65,6 +67,8 @@ class Deployment:
             "RECSYS_API_PORT": str(self.api_port),
             "RECSYS_COLLECTOR_PORT": str(self.collector_port),
             "RECSYS_METRICS_PORT": str(self.metrics_port),
+            "RECSYS_API_HEALTH_PORT": str(self.api_health_port),
+            "RECSYS_COLLECTOR_HEALTH_PORT": str(self.collector_health_port),
             "TRAIN_INTERVAL": "1",
             "RECSYS_LIGHTFM_EPOCHS": "10",
             **self.extra_env,

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
 
 from services.api.deps import StoreDep
-from services.common.broker import Publisher
+from services.common.broker import Publisher, open_publisher
+from services.common.health_server import Check, Health
 from services.common.openapi import error, health_responses
+from services.common.settings import Settings
 from services.common.shared_check import SharedCheck
 from services.common.status import DEGRADING_NOTES
+from services.core.recommender import serving_store
 from services.core.serving_store import ServingStore
 
 router = APIRouter(tags=["health"])
-
-# The body and the status code of a health answer.
-type Health = tuple[dict[str, object], int]
 
 
 @router.get("/healthcheck", response_model=None, responses=health_responses())
@@ -37,6 +41,11 @@ async def healthcheck(request: Request) -> JSONResponse:
 
 def health_check(store: ServingStore, publisher: Publisher, max_age: float) -> SharedCheck[Health]:
     """The api's health check, shared by concurrent probes (see healthcheck)."""
+    return SharedCheck(check_of(store, publisher), max_age)
+
+
+def check_of(store: ServingStore, publisher: Publisher) -> Check:
+    """The api's health check: Redis, the model store and the broker."""
 
     async def check() -> Health:
         down: dict[str, str] = {}
@@ -63,7 +72,28 @@ def health_check(store: ServingStore, publisher: Publisher, max_age: float) -> S
             return {"status": "degraded", "degraded": degraded, **body}, 200
         return {"status": "ok", **body}, 200
 
-    return SharedCheck(check, max_age)
+    return check
+
+
+@asynccontextmanager
+async def own_health_check(settings: Settings) -> AsyncIterator[Check]:
+    """The same check on connections of its own, for the probe listener's thread.
+
+    Its own Redis client, not the serving pool: a flood can hold every pooled connection
+    (redis-py refuses the next one), and a probe must not report Redis down for that.
+    """
+    redis = Redis.from_url(
+        settings.redis_server_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    publisher = open_publisher(settings, max_inflight=1)
+    await publisher.connect()
+    try:
+        yield check_of(serving_store(redis, settings), publisher)
+    finally:
+        await publisher.close()
+        await redis.aclose()
 
 
 @router.get(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.common.broker import Publisher
+from services.common.broker import Publisher, open_publisher
+from services.common.health_server import Check, Health
 from services.common.openapi import health_responses
+from services.common.settings import Settings
 from services.common.shared_check import SharedCheck
 
 router = APIRouter(tags=["health"])
-
-# The body and the status code of a health answer.
-type Health = tuple[dict[str, object], int]
 
 
 @router.get("/healthcheck", response_model=None, responses=health_responses())
@@ -25,6 +27,13 @@ async def healthcheck(request: Request) -> JSONResponse:
 
 
 def health_check(publisher: Publisher, max_age: float) -> SharedCheck[Health]:
+    """The collector's health check, shared by concurrent probes (see healthcheck)."""
+    return SharedCheck(check_of(publisher), max_age)
+
+
+def check_of(publisher: Publisher) -> Check:
+    """The collector's health check: the broker must answer."""
+
     async def check() -> Health:
         try:
             depth = await publisher.queue_depth()
@@ -32,4 +41,16 @@ def health_check(publisher: Publisher, max_age: float) -> SharedCheck[Health]:
             return {"status": "unavailable", "down": {"broker": repr(error)}}, 503
         return {"status": "ok", "queue_depth": depth}, 200
 
-    return SharedCheck(check, max_age)
+    return check
+
+
+@asynccontextmanager
+async def own_health_check(settings: Settings) -> AsyncIterator[Check]:
+    """The same check on a broker connection of its own, for the probe listener's thread
+    (the serving connection's channel is busy with a flood's publishes)."""
+    publisher = open_publisher(settings, max_inflight=1)
+    await publisher.connect()
+    try:
+        yield check_of(publisher)
+    finally:
+        await publisher.close()
