@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.common.http import ConcurrencyLimit
 from services.common.settings import Settings
-from tests.e2e.processes import Deployment
+from tests.e2e.processes import Deployment, wait_until
 from tests.reliability.servers import PrivateRedis
 
 
@@ -149,6 +149,10 @@ def test_hung_broker_gives_503_within_the_publish_timeout(
                 assert time.monotonic() < deadline, deployment.logs()
                 time.sleep(0.2)
         assert health.status_code == 503 and "broker" in health.json()["down"]
+        # The probe port's check has a broker connection of its own: it sees the same.
+        probes = f"http://127.0.0.1:{deployment.collector_health_port}/healthcheck"
+        wait_until(lambda: httpx.get(probes, timeout=10).status_code == 503, 10, "no 503")
+        assert "broker" in httpx.get(probes, timeout=10).json()["down"]
         event = {"user_id": "u", "item_ids": ["a"], "actions": ["like"]}
         for _ in range(3):
             started = time.monotonic()

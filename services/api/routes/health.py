@@ -87,8 +87,9 @@ async def own_health_check(settings: Settings) -> AsyncIterator[Check]:
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
     )
+    # Not connected here: the first check connects (a broker that hangs must not hold up
+    # the start-up; the serving publisher already warned about it).
     publisher = open_publisher(settings, max_inflight=1)
-    await publisher.connect()
     try:
         yield check_of(serving_store(redis, settings), publisher)
     finally:

@@ -48,8 +48,9 @@ def check_of(publisher: Publisher) -> Check:
 async def own_health_check(settings: Settings) -> AsyncIterator[Check]:
     """The same check on a broker connection of its own, for the probe listener's thread
     (the serving connection's channel is busy with a flood's publishes)."""
+    # Not connected here: the first check connects (a broker that hangs must not hold up
+    # the start-up; the serving publisher already warned about it).
     publisher = open_publisher(settings, max_inflight=1)
-    await publisher.connect()
     try:
         yield check_of(publisher)
     finally:

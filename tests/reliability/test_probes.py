@@ -1,4 +1,4 @@
-"""A busy pod is not a dead pod: the probes answer promptly under a flood.
+"""A busy pod is not a dead pod: the probes answer promptly under a flood, and still truly.
 
 Kubernetes gives a probe ``timeoutSeconds`` (1 s by default, 3 s in our charts) and acts on
 a few failures in a row: a readiness failure takes the pod out of its Service, a liveness
@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 from services.common.settings import Settings
-from tests.e2e.processes import Deployment
+from tests.e2e.processes import Deployment, wait_until
+from tests.reliability.servers import PrivateRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.backends("real", "embedded")]
 
@@ -118,3 +119,58 @@ def test_probes_answer_promptly_under_a_flood(
             assert median < MEDIAN, f"{path} took {median * 1000:.0f} ms at the median"
     finally:
         deployment.stop_all()
+
+
+def status_of(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def seconds_until(url: str, status: int, within: float) -> float:
+    """How long until ``url`` answers ``status``; fails after ``within`` seconds."""
+    started = time.monotonic()
+    while status_of(url) != status:
+        assert time.monotonic() - started < within, f"{url} not {status} within {within}s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.backends("real")  # a Redis of its own to stop; the check is the same embedded
+def test_the_probe_port_still_sees_redis_hang_and_go(settings: Settings, tmp_path: Path) -> None:
+    """Answered from a check refreshed every second on connections of its own, readiness
+    still follows Redis: 503 within the refresh period plus the Redis timeout (hung) or at
+    once (gone), 200 again once it is back; liveness stays 200 throughout (no restarts)."""
+    redis_server = PrivateRedis(tmp_path / "redis")
+    redis_server.start()
+    deployment = Deployment(
+        settings.model_copy(update={"redis_url": redis_server.url}),
+        tmp_path,
+        extra_env={"RECSYS_REDIS_TIMEOUT": "1", "RECSYS_HEALTH_PROBE_REFRESH_SECONDS": "1"},
+    )
+    probes = f"http://127.0.0.1:{deployment.api_health_port}"
+    ready, live = f"{probes}/healthcheck", f"{probes}/livez"
+    try:
+        deployment.start("api")
+        wait_until(lambda: status_of(ready) == 200, 30, deployment.logs)
+
+        redis_server.pause()  # hung: the port open, nothing answers
+        hung = seconds_until(ready, 503, within=1 + 1 + 3)
+        assert "redis" in httpx.get(ready, timeout=5).json()["down"]
+        assert status_of(live) == 200, "a Redis outage must not restart the api"
+        redis_server.resume()
+        back = seconds_until(ready, 200, within=1 + 3)
+
+        redis_server.stop()  # gone: connections refused
+        gone = seconds_until(ready, 503, within=1 + 3)
+        assert status_of(live) == 200
+        print(
+            f"[probes, real] probe port /healthcheck: 503 {hung:.1f}s after Redis hung, "
+            f"200 {back:.1f}s after it came back, 503 {gone:.1f}s after it stopped"
+        )
+    finally:
+        deployment.stop_all()
+        if redis_server.process is not None:
+            redis_server.resume()
+        redis_server.stop()
