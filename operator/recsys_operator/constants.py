@@ -37,6 +37,10 @@ TRAIN: Final = "train"
 
 API_PORT: Final = 5001
 COLLECTOR_PORT: Final = 5000
+# The probes' own ports (services/common/health_server.py): a flood on the serving port
+# must not make a busy pod look dead.
+API_PROBE_PORT: Final = 5011
+COLLECTOR_PROBE_PORT: Final = 5010
 METRICS_PORT: Final = 9100
 DATA_DIR: Final = "/var/lib/recsys"
 TERMINATION_LOG: Final = "/dev/termination-log"

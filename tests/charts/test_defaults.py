@@ -121,3 +121,49 @@ def test_training_runs_minutes_apart_by_default(render: Render, app_chart: Path)
     operator_default = make().spec.training
     assert cronjob["spec"]["schedule"] == operator_default.schedule == "*/15 * * * *"
     assert nominal_interval_seconds(operator_default) == 900
+
+
+@pytest.mark.parametrize("component", ["api", "collector"])
+def test_chart_and_operator_probe_the_same_ports_and_paths(
+    render: Render, app_chart: Path, component: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both point readiness and liveness at the probe port the service really opens."""
+    from recsys_operator.builders.configmap import build_config_data
+    from recsys_operator.builders.deployments import (
+        build_api_deployment,
+        build_collector_deployment,
+    )
+
+    objs = render(app_chart)
+    [chart_config] = [o for o in objs if o["kind"] == "ConfigMap" and "RECSYS_QUEUE" in o["data"]]
+    [chart_deployment] = [
+        o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"].endswith(component)
+    ]
+    build = build_api_deployment if component == "api" else build_collector_deployment
+    sides = {
+        "chart": (chart_deployment, chart_config["data"]),
+        "operator": (build(make()), build_config_data(make())),
+    }
+    seen = {}
+    for side, (deployment, env) in sides.items():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings()
+        # The ports the container declares are the ones the service listens on.
+        assert ports == {
+            "http": getattr(settings, f"{component}_port"),
+            "probes": getattr(settings, f"{component}_health_port"),
+        }, side
+        probes = {
+            kind: container[kind]["httpGet"]
+            for kind in ("startupProbe", "readinessProbe", "livenessProbe")
+        }
+        assert probes == {
+            "startupProbe": {"path": "/metrics", "port": "http"},
+            "readinessProbe": {"path": "/healthcheck", "port": "probes"},
+            "livenessProbe": {"path": "/livez", "port": "probes"},
+        }, side
+        seen[side] = (ports, probes)
+    assert seen["chart"] == seen["operator"]

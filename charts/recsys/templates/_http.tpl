@@ -1,4 +1,4 @@
-{{/* Deployment of an HTTP tier: (dict "ctx" $ "component" "api" "port" 5001). */}}
+{{/* Deployment of an HTTP tier: (dict "ctx" $ "component" "api" "port" 5001 "probePort" 5011). */}}
 {{- define "recsys.httpDeployment" -}}
 {{- $ctx := .ctx -}}
 {{- $v := index $ctx.Values .component -}}
@@ -40,24 +40,30 @@ spec:
             - name: http
               containerPort: {{ .port }}
               protocol: TCP
+            - name: probes
+              containerPort: {{ .probePort }}
+              protocol: TCP
           env:
             {{- include "recsys.secretEnv" $ctx | nindent 12 }}
           envFrom:
             - configMapRef:
                 name: {{ include "recsys.configName" $ctx }}
-          # Readiness follows /healthcheck (503 while a dependency is down: traffic drains);
-          # liveness only asks whether the process serves HTTP, so an outage of Redis or
+          # Start-up: the serving port answers. After it, the probes use their own port,
+          # served by a thread of its own, so a flood on the serving port does not make a
+          # busy pod look dead (services/common/health_server.py). Readiness follows
+          # /healthcheck (503 while a dependency is down: traffic drains); liveness (/livez)
+          # only asks whether the serving event loop still turns, so an outage of Redis or
           # RabbitMQ does not become a restart storm.
           startupProbe:
             httpGet: {path: /metrics, port: http}
             periodSeconds: 2
             failureThreshold: 60
           readinessProbe:
-            httpGet: {path: /healthcheck, port: http}
+            httpGet: {path: /healthcheck, port: probes}
             periodSeconds: 5
             timeoutSeconds: 3
           livenessProbe:
-            httpGet: {path: /metrics, port: http}
+            httpGet: {path: /livez, port: probes}
             periodSeconds: 10
             timeoutSeconds: 3
             failureThreshold: 6

@@ -19,6 +19,8 @@ def build_config_data(inst: Instance) -> dict[str, str]:
         "RECSYS_DATA_DIR": c.DATA_DIR,
         "RECSYS_API_PORT": str(c.API_PORT),
         "RECSYS_COLLECTOR_PORT": str(c.COLLECTOR_PORT),
+        "RECSYS_API_HEALTH_PORT": str(c.API_PROBE_PORT),
+        "RECSYS_COLLECTOR_HEALTH_PORT": str(c.COLLECTOR_PROBE_PORT),
         "RECSYS_METRICS_PORT": str(c.METRICS_PORT),
         "RECSYS_CORS_ORIGINS": spec.cors_origins,
         "RECSYS_LOG_LEVEL": spec.log_level,

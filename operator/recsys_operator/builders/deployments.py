@@ -43,22 +43,30 @@ def _http_probe(path: str, port: str, period: int, failures: int) -> Obj:
     }
 
 
-def _http_deployment(inst: Instance, component: str, tier: Component, port: int) -> Obj:
+def _http_deployment(
+    inst: Instance, component: str, tier: Component, port: int, probe_port: int
+) -> Obj:
     container: Obj = {
         "name": component,
         "image": inst.image,
         "imagePullPolicy": inst.spec.image_pull_policy,
         "args": [component],
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": port, "protocol": "TCP"},
+            {"name": "probes", "containerPort": probe_port, "protocol": "TCP"},
+        ],
         "env": common_env(inst),
         "envFrom": env_from(inst),
         "resources": resources(component, tier.resources),
         "securityContext": container_security_context(),
-        # Readiness follows /healthcheck (503 while Redis or the broker is down, so traffic
-        # drains); liveness only asks whether the process serves HTTP at all (/metrics), so an
-        # outage of a dependency does not turn into a restart storm.
-        "readinessProbe": _http_probe("/healthcheck", "http", 5, 3),
-        "livenessProbe": _http_probe("/metrics", "http", 10, 6),
+        # Start-up: the serving port answers. After it, the probes use their own port,
+        # served by a thread of its own, so a flood on the serving port does not make a busy
+        # pod look dead (services/common/health_server.py). Readiness follows /healthcheck
+        # (503 while Redis or the broker is down, so traffic drains); liveness (/livez) only
+        # asks whether the serving event loop still turns, so an outage of a dependency does
+        # not turn into a restart storm.
+        "readinessProbe": _http_probe("/healthcheck", "probes", 5, 3),
+        "livenessProbe": _http_probe("/livez", "probes", 10, 6),
         "startupProbe": _http_probe("/metrics", "http", 2, 60),
         "volumeMounts": [tmp_mount()],
     }
@@ -95,12 +103,14 @@ def _http_deployment(inst: Instance, component: str, tier: Component, port: int)
 
 def build_api_deployment(inst: Instance) -> Obj:
     """The recommendation API (``recsys api``, port 5001)."""
-    return _http_deployment(inst, c.API, inst.spec.api, c.API_PORT)
+    return _http_deployment(inst, c.API, inst.spec.api, c.API_PORT, c.API_PROBE_PORT)
 
 
 def build_collector_deployment(inst: Instance) -> Obj:
     """The feedback collector (``recsys collector``, port 5000)."""
-    return _http_deployment(inst, c.COLLECTOR, inst.spec.collector, c.COLLECTOR_PORT)
+    return _http_deployment(
+        inst, c.COLLECTOR, inst.spec.collector, c.COLLECTOR_PORT, c.COLLECTOR_PROBE_PORT
+    )
 
 
 def build_ingest_deployment(inst: Instance) -> Obj:
