@@ -51,9 +51,10 @@ class Settings(BaseSettings):
     # Port of the collector (/interact).
     collector_port: int = Field(5000, ge=1, le=65535)
     # Port of the api's probes (/healthcheck, /livez), answered by a thread of their own so
-    # that a flood on api_port does not delay them (services/common/health_server.py; 0: none).
+    # that a flood on RECSYS_API_PORT does not delay them (services/common/health_server.py;
+    # 0: none, the probes then ask the serving port).
     api_health_port: int = Field(5011, ge=0, le=65535)
-    # Port of the collector's probes, as api_health_port (0: none).
+    # Port of the collector's probes, as RECSYS_API_HEALTH_PORT (0: none).
     collector_health_port: int = Field(5010, ge=0, le=65535)
     # Port of the trainer's /metrics (0: none).
     metrics_port: int = Field(9100, ge=0, le=65535)
