@@ -20,6 +20,10 @@ from services.core.live_counts import ItemStatsCache
 from services.core.recommender import bandit_policy, build_recommender, serving_store
 from services.core.serving_state import ServingStateCache
 
+# Redis connections beyond one per request slot: background refreshes, the health check
+# of the serving port (exempt from the request limit, one at a time), batched scripts.
+_SPARE_REDIS_CONNECTIONS = 32
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -31,6 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             socket_timeout=settings.redis_timeout,
             socket_connect_timeout=settings.redis_timeout,
             health_check_interval=30,
+            # A request holds at most one connection at a time (concurrent Lua calls share
+            # one, services/core/batched_script.py), so this many never run out; redis-py's
+            # default, 100, refused the 101st at once ("Too many connections": 503s for
+            # /recs, and a /healthcheck reporting Redis down, under 600 concurrent /recs).
+            max_connections=settings.max_concurrent_requests + _SPARE_REDIS_CONNECTIONS,
         )
         store = serving_store(redis, settings)
         cache = ServingStateCache(store)
