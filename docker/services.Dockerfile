@@ -29,6 +29,7 @@ COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 # Works with readOnlyRootFilesystem: writes go only to /tmp and the data volume (mounted).
 VOLUME ["/var/lib/recsys"]
-EXPOSE 5000 5001 9100
+# 5010 and 5011: the collector's and the api's probe ports (services/common/health_server.py).
+EXPOSE 5000 5001 5010 5011 9100
 ENTRYPOINT ["recsys"]
 CMD ["api"]
