@@ -3,7 +3,7 @@
 Kubernetes gives a probe ``timeoutSeconds`` (1 s by default, 3 s in our charts) and acts on
 a few failures in a row: a readiness failure takes the pod out of its Service, a liveness
 failure restarts it. Under several hundred concurrent ``/recs`` the api answered
-``/healthcheck`` on its serving port in 100-360 ms at the median and up to 0.9-3.1 s
+``/healthcheck`` on its serving port in 73-617 ms at the median and up to 0.4-3.1 s
 (issue 15, and the serving-port figures this test prints), and now and then with 503
 "redis: MaxConnectionsError" because the flood held the serving Redis pool: a pod would
 have been drained or killed for being busy, moving its load to the others. The probes now

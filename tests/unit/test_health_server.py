@@ -51,7 +51,7 @@ async def test_livez_fails_while_the_serving_loop_is_wedged_and_recovers() -> No
         probe = asyncio.get_running_loop().run_in_executor(
             None, lambda: (time.sleep(STALL_AFTER * 2), httpx.get(f"{url}/livez", timeout=5))[1]
         )
-        time.sleep(STALL_AFTER * 3)  # blocks the loop, as a wedged handler would
+        time.sleep(STALL_AFTER * 4)  # blocks the loop, as a wedged handler would
         wedged = await probe
         assert wedged.status_code == 503, wedged.text
         assert "event_loop" in wedged.json()["down"]
@@ -75,10 +75,10 @@ async def test_healthcheck_follows_the_check_within_the_refresh_period() -> None
             await asyncio.sleep(0.02)
         assert answer.json()["down"] == {"redis": "refused"}
         # The check runs on its own schedule, not once per probe.
-        calls = switch.calls
+        calls, started = switch.calls, time.monotonic()
         for _ in range(20):
             await get(url)
-        assert switch.calls - calls <= 20 * 0.05 / REFRESH + 3
+        assert switch.calls - calls <= (time.monotonic() - started) / REFRESH + 2
         assert (await get(f"http://127.0.0.1:{port}/nothing")).status_code == 404
 
 
