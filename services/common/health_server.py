@@ -114,8 +114,11 @@ class RefreshedCheck:
             await asyncio.sleep(max(0.0, self.refresh - (time.monotonic() - started)))
 
     async def latest(self) -> Health:
-        if self._latest is None:
-            await self._first.wait()  # only right after start-up
+        if self._latest is None:  # only right after start-up
+            try:
+                await asyncio.wait_for(self._first.wait(), STALE_AFTER)
+            except TimeoutError:
+                return {"status": "unavailable", "down": {"health_check": "none finished"}}, 503
         assert self._latest is not None
         finished, result = self._latest
         age = time.monotonic() - finished
