@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from services.common import health_server
 from services.common.health_server import Check, Health, probe_listener
 from tests.conftest import free_port
 
@@ -95,3 +96,27 @@ async def test_port_zero_opens_nothing() -> None:
     async with probe_listener("127.0.0.1", 0, switch.open, refresh=REFRESH, stall_after=1):
         await asyncio.sleep(REFRESH * 2)
     assert switch.calls == 0
+
+
+async def test_a_check_that_hangs_does_not_leave_an_old_answer_standing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past its own timeouts a check says nothing: the last 200 is not repeated forever."""
+    monkeypatch.setattr(health_server, "STALE_AFTER", 0.3)
+    hang = asyncio.Event()
+
+    async def check() -> Health:
+        if hang.is_set():
+            await asyncio.Event().wait()  # never returns, as a check stuck past its timeouts
+        return {"status": "ok"}, 200
+
+    refreshed = health_server.RefreshedCheck(check, REFRESH)
+    running = asyncio.create_task(refreshed.run())
+    try:
+        assert await refreshed.latest() == ({"status": "ok"}, 200)
+        hang.set()
+        await asyncio.sleep(REFRESH + 0.3 + 0.2)
+        body, status = await refreshed.latest()
+        assert status == 503 and "no check finished" in str(body["down"])
+    finally:
+        running.cancel()
