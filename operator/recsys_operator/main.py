@@ -31,6 +31,7 @@ CHILD_RESOURCES = (
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("networking.k8s.io", "v1", "ingresses"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
     ("batch", "v1", "cronjobs"),
 )
 MANAGED = {c.LABEL_MANAGED_BY: c.OPERATOR_NAME}

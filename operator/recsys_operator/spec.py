@@ -123,6 +123,12 @@ class Ingress(_Model):
     tls_secret_name: str | None = None
 
 
+class NetworkPolicySpec(_Model):
+    """The instance's NetworkPolicy (on by default, as in the app chart)."""
+
+    enabled: bool = True
+
+
 class ServiceMonitorSpec(_Model):
     """Prometheus Operator scraping."""
 
@@ -176,6 +182,7 @@ class RecSystemSpec(_Model):
     training: Training = Training(schedule="*/15 * * * *")
     model: ModelParams = ModelParams()
     ingress: Ingress = Ingress()
+    network_policy: NetworkPolicySpec = NetworkPolicySpec()
     monitoring: Monitoring = Monitoring()
     storage: Storage = Storage()
     cors_origins: str = "*"

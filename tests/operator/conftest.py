@@ -41,6 +41,7 @@ RESOURCES = [
     ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", set()),
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", set()),
     ("networking.k8s.io/v1/ingresses", "Ingress", set()),
+    ("networking.k8s.io/v1/networkpolicies", "NetworkPolicy", set()),
     ("monitoring.coreos.com/v1/servicemonitors", "ServiceMonitor", set()),
     ("monitoring.coreos.com/v1/prometheusrules", "PrometheusRule", set()),
 ]

@@ -102,7 +102,7 @@ cluster, in a Role per namespace when operator.watchNamespaces names them (templ
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
-  resources: [ingresses]
+  resources: [ingresses, networkpolicies]
   verbs: [get, list, watch, create, patch, delete]
 # Not watched for drift (the Prometheus Operator CRDs may be missing): applied and deleted.
 - apiGroups: [monitoring.coreos.com]

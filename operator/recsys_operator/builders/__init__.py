@@ -14,6 +14,7 @@ from recsys_operator.builders.deployments import (
 )
 from recsys_operator.builders.ingress import build_ingress
 from recsys_operator.builders.monitoring import build_prometheus_rule, build_service_monitor
+from recsys_operator.builders.network_policy import build_network_policy, network_policy_name
 from recsys_operator.builders.scaling import build_hpa, build_pdb
 from recsys_operator.builders.services import (
     build_api_service,
@@ -69,6 +70,12 @@ def build_plan(inst: Instance) -> Plan:
         ("policy/v1", "PodDisruptionBudget", inst.child(c.API), build_pdb(inst, c.API)),
         ("policy/v1", "PodDisruptionBudget", inst.child(c.COLLECTOR), build_pdb(inst, c.COLLECTOR)),
         ("networking.k8s.io/v1", "Ingress", inst.name, build_ingress(inst)),
+        (
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            network_policy_name(inst),
+            build_network_policy(inst),
+        ),
         ("batch/v1", "CronJob", inst.child(c.TRAIN), build_cronjob(inst)),
         ("monitoring.coreos.com/v1", "ServiceMonitor", inst.name, build_service_monitor(inst)),
         ("monitoring.coreos.com/v1", "PrometheusRule", inst.name, build_prometheus_rule(inst)),

@@ -158,6 +158,31 @@ def test_monitoring_objects_only_when_enabled() -> None:
     assert "> 4500" in alerts["RecsysModelStale"]  # 5 missed * 15 min schedule
 
 
+def test_network_policy_admits_only_the_served_ports_to_every_pod() -> None:
+    from tests.charts.network_policy import Pod, admits
+
+    inst = make()
+    plan = build_plan(inst)
+    policies = [o for o in plan.apply if o["kind"] == "NetworkPolicy"]
+    assert [p["metadata"]["name"] for p in policies] == ["demo-services"]
+    templates = [o["spec"]["template"] for o in plan.apply if o["kind"] == "Deployment"]
+    templates.append(build_cronjob(inst)["spec"]["jobTemplate"]["spec"]["template"])  # type: ignore[index]
+    anyone = Pod("elsewhere", {"app": "x"})
+    for template in templates:
+        pod = Pod("ns", template["metadata"]["labels"])
+        assert all(admits(policies, anyone, pod, port) for port in (5001, 5000, 9100))
+        assert not admits(policies, anyone, pod, 6379), template["metadata"]["labels"]
+    # Another instance's pods are not this policy's business.
+    other = Pod("ns", {c.LABEL_NAME: c.APP_NAME, c.LABEL_INSTANCE: "other"})
+    assert admits(policies, anyone, other, 6379)
+
+
+def test_network_policy_switched_off_is_deleted() -> None:
+    plan = build_plan(make(networkPolicy={"enabled": False}))
+    assert "NetworkPolicy" not in {o["kind"] for o in plan.apply}
+    assert any(r.kind == "NetworkPolicy" and r.name == "demo-services" for r in plan.absent)
+
+
 @pytest.mark.parametrize(
     ("seconds", "cron"),
     [
