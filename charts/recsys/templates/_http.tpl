@@ -57,6 +57,7 @@ spec:
           startupProbe:
             httpGet: {path: /metrics, port: http}
             periodSeconds: 2
+            timeoutSeconds: 3
             failureThreshold: 60
           readinessProbe:
             httpGet: {path: /healthcheck, port: probes}
