@@ -1,0 +1,543 @@
+"""One topology, two sources: the app chart (charts/recsys/templates) and the operator's
+builders (operator/recsys_operator/builders) must produce the same children for the same
+settings.
+
+For each scenario the chart is rendered (``helm template``, release ``shop``) and the operator's
+children are built for a RecSystem ``shop`` with the same settings. Both sides are reduced to
+the facts that decide how the instance runs, one flat path per fact:
+
+* Deployments and the CronJob's pod: images, command, args, env, envFrom, ports, probes (with
+  the API server's defaults filled in), resources, security contexts, volumes and mounts,
+  affinity, pod labels and annotations, replicas, strategy, selector; the CronJob's schedule,
+  suspend, concurrency, history limits and deadlines;
+* Services' type, ports and selectors; the ConfigMap's data; Secrets' key names; the PVC;
+  HPAs, PDBs and the Ingress spec;
+* NetworkPolicies judged by their semantics (``tests/charts/network_policy.py``): who may
+  open which port on every pod of the instance, and on the Redis and RabbitMQ the chart
+  bundles, for the instance's own pods and strangers.
+
+Any difference fails, unless ``DELIBERATE`` names it with its reason; an entry of
+``DELIBERATE`` that no scenario needs fails too, so the list cannot go stale.
+
+Not compared here: ServiceMonitor/PrometheusRule (rendered only with the Prometheus Operator
+CRDs; both sides' rules run through promtool in ``test_alerts.py``), and the settings only
+one side has (``CHART_ONLY``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.charts.conftest import OPERATOR_CHART, Render
+from tests.charts.network_policy import Pod, admits
+
+NAME = NAMESPACE = "shop"
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The same settings, written once as chart values and once as a RecSystem spec."""
+
+    values: Obj
+    spec: Obj
+    #: The RecSystem's spec.image; None: the operator's default (from its chart).
+    image: str | None = None
+
+
+SCENARIOS: dict[str, Scenario] = {
+    # Both sides' defaults. The chart bundles Redis/RabbitMQ and enables its Ingress by
+    # default; the RecSystem names the chart's connection Secrets and the same host.
+    "defaults": Scenario(
+        values={},
+        spec={
+            "redis": {"secretRef": {"name": "recsys-redis", "key": "redis-url"}},
+            "amqp": {"secretRef": {"name": "recsys-rabbitmq", "key": "amqp-url"}},
+            "ingress": {"enabled": True, "host": "recsys.localtest.me"},
+        },
+    ),
+    # Every setting both sides have, away from its default.
+    "given": Scenario(
+        values={
+            "image": {"repository": "registry.example.com/recsys", "tag": "1.2.3"},
+            "redis": {"enabled": False},
+            "rabbitmq": {"enabled": False},
+            "externalRedis": {"existingSecret": "conn", "existingSecretKey": "redis"},
+            "externalRabbitmq": {"existingSecret": "conn", "existingSecretKey": "amqp"},
+            "auth": {"existingSecret": "admin", "existingSecretKey": "token"},
+            "config": {
+                "model": "lightfm",
+                "defaultK": 25,
+                "explorationRate": 0.15,
+                "lightfm": {"components": 48, "epochs": 30, "learningRate": 0.03},
+                "corsOrigins": "https://shop.example.com",
+                "logLevel": "DEBUG",
+            },
+            "api": {
+                "replicaCount": 3,
+                "autoscaling": {"enabled": False},
+                "pdb": {"maxUnavailable": 2},
+                "resources": {
+                    "requests": {"cpu": "200m", "memory": "300Mi"},
+                    "limits": {"cpu": "2", "memory": "2Gi"},
+                },
+            },
+            "collector": {
+                "autoscaling": {
+                    "minReplicas": 3,
+                    "maxReplicas": 8,
+                    "targetCPUUtilizationPercentage": 60,
+                },
+                "pdb": {"enabled": False},
+            },
+            "ingest": {
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                    "limits": {"cpu": "1", "memory": "1Gi"},
+                }
+            },
+            "training": {
+                "schedule": "*/5 * * * *",
+                "suspend": True,
+                "concurrencyPolicy": "Replace",
+                "successfulJobsHistoryLimit": 5,
+                "failedJobsHistoryLimit": 2,
+                "activeDeadlineSeconds": 1200,
+                "backoffLimit": 2,
+                "resources": {
+                    "requests": {"cpu": "500m", "memory": "1Gi"},
+                    "limits": {"cpu": "3", "memory": "3Gi"},
+                },
+            },
+            "persistence": {"size": "5Gi", "storageClass": "nfs", "accessMode": "ReadWriteMany"},
+            "ingress": {
+                "className": "nginx",
+                "host": "recs.example.com",
+                "tls": {"enabled": True, "secretName": "recs-tls"},
+            },
+            "networkPolicy": {"enabled": False},
+        },
+        spec={
+            "imagePullPolicy": "IfNotPresent",
+            "redis": {"secretRef": {"name": "conn", "key": "redis"}},
+            "amqp": {"secretRef": {"name": "conn", "key": "amqp"}},
+            "adminToken": {"secretRef": {"name": "admin", "key": "token"}},
+            "model": {
+                "type": "lightfm",
+                "defaultK": 25,
+                "explorationRate": 0.15,
+                "lightfm": {"components": 48, "epochs": 30, "learningRate": 0.03},
+            },
+            "corsOrigins": "https://shop.example.com",
+            "logLevel": "DEBUG",
+            "api": {
+                "replicas": 3,
+                "autoscaling": {"enabled": False},
+                "podDisruptionBudget": {"maxUnavailable": 2},
+                "resources": {
+                    "requests": {"cpu": "200m", "memory": "300Mi"},
+                    "limits": {"cpu": "2", "memory": "2Gi"},
+                },
+            },
+            "collector": {
+                "autoscaling": {
+                    "minReplicas": 3,
+                    "maxReplicas": 8,
+                    "targetCPUUtilizationPercentage": 60,
+                },
+                "podDisruptionBudget": {"enabled": False},
+            },
+            "ingest": {
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                    "limits": {"cpu": "1", "memory": "1Gi"},
+                }
+            },
+            "training": {
+                "schedule": "*/5 * * * *",
+                "suspend": True,
+                "concurrencyPolicy": "Replace",
+                "successfulJobsHistoryLimit": 5,
+                "failedJobsHistoryLimit": 2,
+                "activeDeadlineSeconds": 1200,
+                "backoffLimit": 2,
+                "resources": {
+                    "requests": {"cpu": "500m", "memory": "1Gi"},
+                    "limits": {"cpu": "3", "memory": "3Gi"},
+                },
+            },
+            "storage": {"size": "5Gi", "storageClassName": "nfs", "accessMode": "ReadWriteMany"},
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "host": "recs.example.com",
+                "tlsSecretName": "recs-tls",
+            },
+            "networkPolicy": {"enabled": False},
+        },
+        image="registry.example.com/recsys:1.2.3",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Deliberate:
+    """Differences the two sides keep on purpose: ``pattern`` (fnmatch over a fact's path,
+    ``Kind/name:path``) and why."""
+
+    pattern: str
+    reason: str
+
+
+DELIBERATE: tuple[Deliberate, ...] = (
+    Deliberate(
+        "ConfigMap/shop-dashboard*",
+        "The Grafana dashboard covers every instance of a namespace (its one variable is the "
+        "namespace, its uid is fixed): it belongs to a release (the app chart's, or whoever "
+        "installs Grafana), not to each RecSystem, which would ship the same uid N times.",
+    ),
+    Deliberate(
+        "Secret/recsys-redis*",
+        "Credentials of the Redis the chart bundles; a RecSystem bundles no server, it names "
+        "the Secret holding the URL (here this very one).",
+    ),
+    Deliberate("Secret/recsys-rabbitmq*", "As Secret/recsys-redis, for the bundled RabbitMQ."),
+    Deliberate(
+        "NetworkPolicy/shop-[rr]*",
+        "The chart's Redis and RabbitMQ policies guard the servers it bundles. What matters for "
+        "an instance, that its pods are admitted as the chart's own, is judged below by "
+        "semantics (reachability:*->redis, ->rabbitmq).",
+    ),
+    Deliberate(
+        "*.labels.app.kubernetes.io/managed-by",
+        "Who manages the object: Helm or recsys-operator (no selector uses it).",
+    ),
+    Deliberate("*.labels.helm.sh/chart", "Helm's chart label (no selector uses it)."),
+    Deliberate(
+        "*.labels.app.kubernetes.io/version",
+        "The chart's appVersion; the operator's image tag says the same (no selector uses it).",
+    ),
+    Deliberate(
+        "*.annotations.*",
+        "Both roll pods when the configuration changes: Helm hashes the rendered ConfigMap and "
+        "admin Secret (checksum/*), the operator the ConfigMap's data (recsys.io/config-hash); "
+        "training pods read the configuration when they start and need no hash.",
+    ),
+    Deliberate(
+        "Secret/shop-admin:keys",
+        "The generated admin token's key: `admin-token` in the chart (auth.existingSecretKey), "
+        "`token` in the operator. Both Secrets are created once and kept; renaming either key "
+        "would orphan the tokens of existing installations. Given Secrets are the same.",
+    ),
+    Deliberate(
+        "*.env.RECSYS_ADMIN_TOKEN.valueFrom.secretKeyRef.key",
+        "Follows from Secret/shop-admin:keys (only with a generated token).",
+    ),
+)
+
+#: Chart values with no RecSystem field, and why.
+CHART_ONLY: Mapping[str, str] = {
+    "training.mode=inProcess": (
+        "The ingest pod retrains every intervalSeconds in-process. The operator's status "
+        "(TrainingSucceeded, modelVersion, holdoutNDCG) comes from each training pod's "
+        "termination message, which an in-process loop has not; sub-minute training, the "
+        "reason for that mode, is operator-launched Jobs (spec.training.intervalSeconds < 60)."
+    ),
+    "monitoring.dashboard.*": "See DELIBERATE (ConfigMap/shop-dashboard).",
+    "redis.*, rabbitmq.*, networkPolicy.clientNamespaceSelector": (
+        "Bundled servers and who may reach them; a RecSystem names its servers' Secrets."
+    ),
+    "imagePullSecrets, nodeSelector, tolerations, podAnnotations, commonLabels": (
+        "Pod placement and decoration the CRD does not expose yet."
+    ),
+    "*.service.type, *.service.port, config.keyPrefix/queue/exchange/routingKey": (
+        "The operator fixes them (ClusterIP, 5001/5000; isolation names from namespace and "
+        "name, which the defaults of both sides agree on)."
+    ),
+}
+
+
+# --- the operator's side -------------------------------------------------------------------
+
+
+def operator_default_image(render: Render) -> str:
+    """The services image the operator chart gives RecSystems that name none."""
+    [deployment] = [o for o in render(OPERATOR_CHART) if o["kind"] == "Deployment"]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return str(next(e["value"] for e in env if e["name"] == "RECSYS_OPERATOR_DEFAULT_IMAGE"))
+
+
+def operator_objects(spec: Obj, image: str) -> list[Obj]:
+    from recsys_operator.builders import Instance, build_plan
+    from recsys_operator.builders.secret import build_admin_secret
+    from recsys_operator.validation import validate
+
+    inst = Instance(NAME, NAMESPACE, "uid-1", validate(NAME, spec), image)
+    plan = build_plan(inst)
+    objs = [*plan.apply, *plan.create_only]
+    if inst.spec.admin_token.secret_ref is None:
+        objs.append(build_admin_secret(inst, "generated"))  # as the reconciler creates it
+    return objs
+
+
+def chart_objects(render: Render, chart: Path, values: Obj, tmp_path: Path) -> list[Obj]:
+    file = tmp_path / "values.yaml"
+    file.write_text(yaml.safe_dump({"fullnameOverride": NAME, **values}))
+    objs = render(chart, "-f", str(file), release=NAME, namespace=NAMESPACE)
+    # Hooks (the `helm test` pod) are run by Helm on demand, not part of the instance.
+    return [o for o in objs if "helm.sh/hook" not in (o["metadata"].get("annotations") or {})]
+
+
+# --- facts ---------------------------------------------------------------------------------
+
+PROBE_DEFAULTS = {
+    "initialDelaySeconds": 0,
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
+
+
+def _named(items: list[Obj] | None, key: str = "name") -> Obj:
+    return {item[key]: item for item in items or []}
+
+
+def _probe(probe: Obj | None) -> Obj | None:
+    # The API server fills these in; "period 10" written or not is the same probe.
+    if probe is None:
+        return None
+    filled = {**PROBE_DEFAULTS, **probe}
+    if "httpGet" in filled:
+        filled["httpGet"] = {"scheme": "HTTP", **filled["httpGet"]}
+    return filled
+
+
+def _container(container: Obj) -> Obj:
+    return {
+        "image": container.get("image"),
+        "imagePullPolicy": container.get("imagePullPolicy"),
+        "command": container.get("command"),
+        "args": container.get("args"),
+        "env": _named(container.get("env")),
+        "envFrom": container.get("envFrom"),
+        "ports": {p["name"]: {"protocol": "TCP", **p} for p in container.get("ports") or []},
+        "startupProbe": _probe(container.get("startupProbe")),
+        "readinessProbe": _probe(container.get("readinessProbe")),
+        "livenessProbe": _probe(container.get("livenessProbe")),
+        "resources": container.get("resources"),
+        "securityContext": container.get("securityContext"),
+        "volumeMounts": _named(container.get("volumeMounts")),
+        "terminationMessagePath": container.get("terminationMessagePath"),
+        "terminationMessagePolicy": container.get("terminationMessagePolicy"),
+    }
+
+
+def _pod(template: Obj) -> Obj:
+    spec = template["spec"]
+    return {
+        "labels": template["metadata"].get("labels"),
+        "annotations": template["metadata"].get("annotations"),
+        "restartPolicy": spec.get("restartPolicy"),
+        "automountServiceAccountToken": spec.get("automountServiceAccountToken"),
+        "securityContext": spec.get("securityContext"),
+        "affinity": spec.get("affinity"),
+        "volumes": _named(spec.get("volumes")),
+        "containers": {c["name"]: _container(c) for c in spec["containers"]},
+    }
+
+
+def _facts(obj: Obj) -> Obj:
+    """The facts of one object that decide how the instance runs (NetworkPolicies aside)."""
+    kind, spec = obj["kind"], obj.get("spec") or {}
+    if kind == "Deployment":
+        return {
+            "replicas": spec.get("replicas"),
+            "selector": spec["selector"],
+            "strategy": spec.get("strategy"),
+            "pod": _pod(spec["template"]),
+        }
+    if kind == "CronJob":
+        job = spec["jobTemplate"]
+        return {
+            **{k: v for k, v in spec.items() if k != "jobTemplate"},
+            "jobTemplate": {"labels": job["metadata"].get("labels")},
+            "backoffLimit": job["spec"].get("backoffLimit"),
+            "activeDeadlineSeconds": job["spec"].get("activeDeadlineSeconds"),
+            "pod": _pod(job["spec"]["template"]),
+        }
+    if kind == "Service":
+        return {
+            "type": spec.get("type", "ClusterIP"),
+            "selector": spec.get("selector"),
+            "ports": {
+                p["name"]: {"protocol": "TCP", "targetPort": p["port"], **p}
+                for p in spec.get("ports") or []
+            },
+        }
+    if kind == "ConfigMap":
+        return {"data": obj.get("data")}
+    if kind == "Secret":
+        return {
+            "type": obj.get("type"),
+            "keys": sorted({**obj.get("data", {}), **obj.get("stringData", {})}),
+        }
+    if kind == "PersistentVolumeClaim":
+        return {
+            "accessModes": spec.get("accessModes"),
+            "storageClassName": spec.get("storageClassName"),
+            "storage": spec["resources"]["requests"]["storage"],
+        }
+    if kind in {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress"}:
+        return dict(spec)
+    raise AssertionError(f"no facts defined for {kind}: add them, or to DELIBERATE")
+
+
+def _flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    # None and {} say the same as a field left out (no annotations, no command).
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            yield from _flatten(sub, f"{path}.{key}")
+    elif value is not None:
+        yield path, value
+
+
+def _pods(objs: list[Obj]) -> dict[str, Pod]:
+    """The instance's pods by component, labelled as their templates label them."""
+    pods: dict[str, Pod] = {}
+    for obj in objs:
+        if obj["kind"] == "Deployment":
+            template = obj["spec"]["template"]
+        elif obj["kind"] == "CronJob":
+            template = obj["spec"]["jobTemplate"]["spec"]["template"]
+        else:
+            continue
+        labels = template["metadata"]["labels"]
+        pods[labels["app.kubernetes.io/component"]] = Pod(NAMESPACE, labels)
+    return pods
+
+
+# The servers the chart bundles, labelled as their sub-charts label them.
+SERVERS = {
+    "redis": Pod(
+        NAMESPACE, {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": NAME}
+    ),
+    "rabbitmq": Pod(
+        NAMESPACE, {"app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/instance": NAME}
+    ),
+}
+STRANGERS = {
+    "stranger": Pod(NAMESPACE, {"app": "something-else"}),
+    "elsewhere": Pod("team-b", {"app": "x"}, {"kubernetes.io/metadata.name": "team-b"}),
+}
+PORTS = (5000, 5001, 9100, 6379, 26379, 5672, 8080)
+
+
+def _reachability(objs: list[Obj], server_policies: list[Obj]) -> dict[str, bool]:
+    """Who may open which port on the instance's pods and on the bundled servers.
+
+    ``server_policies`` are the chart's policies for its bundled Redis and RabbitMQ: an
+    operator instance is judged against the same ones, as a client of those servers.
+    """
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy"] + server_policies
+    own = _pods(objs)
+    targets = {**own, **SERVERS}
+    sources = {**own, **STRANGERS}
+    return {
+        f"reachability:{src}->{dst}:{port}": admits(policies, source, target, port)
+        for src, source in sources.items()
+        for dst, target in targets.items()
+        if src != dst
+        for port in PORTS
+    }
+
+
+def facts(objs: list[Obj], server_policies: list[Obj]) -> dict[str, Any]:
+    """Every fact of one side, by path (``Kind/name:...``); objects by presence."""
+    found: dict[str, Any] = {}
+    for obj in objs:
+        key = f"{obj['kind']}/{obj['metadata']['name']}"
+        found[key] = "present"
+        if obj["kind"] != "NetworkPolicy":
+            found.update(_flatten(_facts(obj), key + ":"))
+    found.update(_reachability(objs, server_policies))
+    return {path.replace(":.", ":"): value for path, value in found.items()}
+
+
+@dataclass
+class Comparison:
+    unexplained: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    explained: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+
+
+def compare(chart: dict[str, Any], operator: dict[str, Any]) -> Comparison:
+    result = Comparison()
+    for path in sorted(set(chart) | set(operator)):
+        pair = (chart.get(path, "<absent>"), operator.get(path, "<absent>"))
+        if pair[0] == pair[1]:
+            continue
+        reasons = [d.pattern for d in DELIBERATE if fnmatch.fnmatchcase(path, d.pattern)]
+        if reasons:
+            result.explained[path] = pair
+            result.used.update(reasons)
+        else:
+            result.unexplained[path] = pair
+    return result
+
+
+def server_policies(chart_objs: list[Obj]) -> list[Obj]:
+    return [
+        o
+        for o in chart_objs
+        if o["kind"] == "NetworkPolicy"
+        and o["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") in SERVERS
+    ]
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def _compare_scenario(
+    render: Render, app_chart: Path, scenario: Scenario, tmp_path: Path
+) -> Comparison:
+    chart_objs = chart_objects(render, app_chart, scenario.values, tmp_path)
+    image = scenario.image or operator_default_image(render)
+    op_objs = operator_objects(scenario.spec, image)
+    servers = server_policies(chart_objs)
+    return compare(facts(chart_objs, []), facts(op_objs, servers))
+
+
+def _report(differences: Mapping[str, tuple[Any, Any]]) -> str:
+    return "\n".join(
+        f"  {path}: chart {c!r} != operator {o!r}" for path, (c, o) in differences.items()
+    )
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_chart_and_operator_build_the_same_children(
+    render: Render, app_chart: Path, name: str, tmp_path: Path
+) -> None:
+    result = _compare_scenario(render, app_chart, SCENARIOS[name], tmp_path)
+    assert not result.unexplained, (
+        f"chart and operator differ ({name}); align them, or add the difference to "
+        f"DELIBERATE with its reason:\n{_report(result.unexplained)}"
+    )
+
+
+def test_every_deliberate_difference_still_exists(
+    render: Render, app_chart: Path, tmp_path: Path
+) -> None:
+    used: set[str] = set()
+    for name, scenario in SCENARIOS.items():
+        (tmp_path / name).mkdir()
+        used |= _compare_scenario(render, app_chart, scenario, tmp_path / name).used
+    stale = [d.pattern for d in DELIBERATE if d.pattern not in used]
+    assert not stale, f"DELIBERATE entries no scenario needs any more (remove them): {stale}"
