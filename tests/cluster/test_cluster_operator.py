@@ -40,6 +40,7 @@ CHILD_KINDS = {
     "horizontalpodautoscalers": {"{n}-api", "{n}-collector"},
     "poddisruptionbudgets": {"{n}-api", "{n}-collector"},
     "ingresses": {"{n}"},
+    "networkpolicies": {"{n}-services"},
     "servicemonitors": {"{n}"},
     "prometheusrules": {"{n}"},
 }
@@ -408,6 +409,71 @@ def test_the_interaction_log_is_retained_by_default_reused_and_deleted_on_reques
     )
 
 
+def test_the_network_policy_is_served_as_built_owned_and_isolates_the_real_pods(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """The API server accepts the operator's NetworkPolicy unchanged (validation, defaults),
+    the RecSystem owns it, and judged by its semantics against the Pods the ReplicaSet
+    controller really created, a stranger reaches only the ports those pods serve."""
+    from recsys_operator.builders import Instance
+    from recsys_operator.builders.network_policy import build_network_policy
+    from recsys_operator.validation import validate
+
+    from tests.charts.network_policy import Pod, admits
+
+    body = recsystem("iso", namespace)
+    kubectl.apply([connection_secret(namespace), body])
+    served = eventually(
+        lambda: kubectl.get("networkpolicy", "iso-services", namespace),
+        timeout=90,
+        what="NetworkPolicy",
+    )
+    owner = kubectl.get("recsystem", "iso", namespace)
+    assert owner is not None
+    [ref] = served["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
+        c.KIND, "iso", owner["metadata"]["uid"], True,
+    )  # fmt: skip
+    inst = Instance("iso", namespace, "-", validate("iso", body["spec"]), "-")
+    built = build_network_policy(inst)
+    assert built is not None and served["spec"] == built["spec"]
+
+    def pods() -> dict[str, dict[str, Any]]:
+        found = {
+            p["metadata"]["labels"][c.LABEL_COMPONENT]: p
+            for p in kubectl.items("pods", namespace, f"{c.LABEL_INSTANCE}=iso")
+        }
+        return found if {c.API, c.COLLECTOR, c.INGEST} <= set(found) else {}
+
+    policies = kubectl.items("networkpolicies", namespace)
+    stranger = Pod(namespace, {"app": "stranger"})
+    for component, pod in eventually(pods, timeout=90, what="the instance's pods").items():
+        target = Pod(namespace, pod["metadata"]["labels"])
+        ports = {p["containerPort"] for ct in pod["spec"]["containers"] for p in ct["ports"]}
+        assert ports and all(admits(policies, stranger, target, port) for port in ports)
+        assert not admits(policies, stranger, target, 6379), component
+    # A deleted policy is put back (drift), and switched off it goes.
+    kubectl.run("delete", "networkpolicy", "iso-services", "-n", namespace)
+    eventually(
+        lambda: (
+            (kubectl.get("networkpolicy", "iso-services", namespace) or {})
+            .get("metadata", {})
+            .get("uid")
+            not in {None, served["metadata"]["uid"]}
+        ),
+        timeout=60,
+        what="the deleted NetworkPolicy to be recreated",
+    )
+    kubectl.run("patch", "recsystem", "iso", "-n", namespace, "--type=merge",
+                "-p", '{"spec": {"networkPolicy": {"enabled": false}}}')  # fmt: skip
+    eventually(
+        lambda: kubectl.get("networkpolicy", "iso-services", namespace) is None,
+        timeout=60,
+        what="the NetworkPolicy switched off to be deleted",
+    )
+    operator.alive()
+
+
 def test_deployments_become_replicasets_and_pods(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
 ) -> None:
@@ -602,7 +668,8 @@ def test_a_failed_training_pod_sets_training_succeeded_false(
 def test_switching_features_off_deletes_their_children(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
 ) -> None:
-    """HPAs, PDBs, Ingress, monitoring objects and the CronJob go when switched off, and
+    """HPAs, PDBs, Ingress, NetworkPolicy, monitoring objects and the CronJob go when switched
+    off, and
     `Replace` deletes the still-active training Job (no kubelet runs it) for a new one."""
     kubectl.apply(
         [
@@ -615,6 +682,7 @@ def test_switching_features_off_deletes_their_children(
     off = {
         "spec": {
             "ingress": {"enabled": False},
+            "networkPolicy": {"enabled": False},
             "monitoring": {
                 "serviceMonitor": {"enabled": False},
                 "prometheusRule": {"enabled": False},
@@ -628,8 +696,8 @@ def test_switching_features_off_deletes_their_children(
         }
     }
     kubectl.run("patch", "recsystem", "off", "-n", namespace, "--type=merge", "-p", json.dumps(off))
-    gone = ("horizontalpodautoscalers", "poddisruptionbudgets", "ingresses", "servicemonitors",
-            "prometheusrules")  # fmt: skip
+    gone = ("horizontalpodautoscalers", "poddisruptionbudgets", "ingresses", "networkpolicies",
+            "servicemonitors", "prometheusrules")  # fmt: skip
 
     def switched_off() -> bool:
         left = {kind: children(kubectl, "off", namespace)[kind] for kind in gone}
