@@ -19,9 +19,9 @@ the facts that decide how the instance runs, one flat path per fact:
 Any difference fails, unless ``DELIBERATE`` names it with its reason; an entry of
 ``DELIBERATE`` that no scenario needs fails too, so the list cannot go stale.
 
-Not compared here: ServiceMonitor/PrometheusRule (rendered only with the Prometheus Operator
-CRDs; both sides' rules run through promtool in ``test_alerts.py``), and the settings only
-one side has (``CHART_ONLY``).
+Every chart value is set in a scenario (so compared with its RecSystem counterpart) or named
+in ``NOT_COMPARED`` with the reason: chart-only settings such as ``training.mode=inProcess``,
+and ServiceMonitor/PrometheusRule, which ``test_alerts.py`` checks on both sides.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.charts.conftest import OPERATOR_CHART, Render
+from tests.charts.conftest import APP_CHART, OPERATOR_CHART, Render
 from tests.charts.network_policy import Pod, admits
 
 NAME = NAMESPACE = "shop"
@@ -66,7 +66,11 @@ SCENARIOS: dict[str, Scenario] = {
     # Every setting both sides have, away from its default.
     "given": Scenario(
         values={
-            "image": {"repository": "registry.example.com/recsys", "tag": "1.2.3"},
+            "image": {
+                "repository": "registry.example.com/recsys",
+                "tag": "1.2.3",
+                "pullPolicy": "Always",
+            },
             "redis": {"enabled": False},
             "rabbitmq": {"enabled": False},
             "externalRedis": {"existingSecret": "conn", "existingSecretKey": "redis"},
@@ -83,7 +87,7 @@ SCENARIOS: dict[str, Scenario] = {
             "api": {
                 "replicaCount": 3,
                 "autoscaling": {"enabled": False},
-                "pdb": {"maxUnavailable": 2},
+                "pdb": {"enabled": True, "maxUnavailable": 2},
                 "resources": {
                     "requests": {"cpu": "200m", "memory": "300Mi"},
                     "limits": {"cpu": "2", "memory": "2Gi"},
@@ -118,6 +122,7 @@ SCENARIOS: dict[str, Scenario] = {
             },
             "persistence": {"size": "5Gi", "storageClass": "nfs", "accessMode": "ReadWriteMany"},
             "ingress": {
+                "enabled": True,
                 "className": "nginx",
                 "host": "recs.example.com",
                 "tls": {"enabled": True, "secretName": "recs-tls"},
@@ -125,7 +130,7 @@ SCENARIOS: dict[str, Scenario] = {
             "networkPolicy": {"enabled": False},
         },
         spec={
-            "imagePullPolicy": "IfNotPresent",
+            "imagePullPolicy": "Always",
             "redis": {"secretRef": {"name": "conn", "key": "redis"}},
             "amqp": {"secretRef": {"name": "conn", "key": "amqp"}},
             "adminToken": {"secretRef": {"name": "admin", "key": "token"}},
@@ -183,6 +188,66 @@ SCENARIOS: dict[str, Scenario] = {
             "networkPolicy": {"enabled": False},
         },
         image="registry.example.com/recsys:1.2.3",
+    ),
+    # The switches the other way round: api autoscaled, collector fixed, a volume for one
+    # node (training next to ingest), no Ingress, isolation on without bundled servers.
+    "flipped": Scenario(
+        values={
+            "image": {"pullPolicy": "Never"},
+            "redis": {"enabled": False},
+            "rabbitmq": {"enabled": False},
+            "externalRedis": {"existingSecret": "conn", "existingSecretKey": "redis"},
+            "externalRabbitmq": {"existingSecret": "conn", "existingSecretKey": "amqp"},
+            "api": {
+                "autoscaling": {
+                    "enabled": True,
+                    "minReplicas": 4,
+                    "maxReplicas": 9,
+                    "targetCPUUtilizationPercentage": 50,
+                },
+                "pdb": {"enabled": False},
+            },
+            "collector": {
+                "replicaCount": 4,
+                "autoscaling": {"enabled": False},
+                "pdb": {"enabled": True, "maxUnavailable": 1},
+                "resources": {
+                    "requests": {"cpu": "75m", "memory": "200Mi"},
+                    "limits": {"cpu": "750m", "memory": "400Mi"},
+                },
+            },
+            "training": {"schedule": "0 */2 * * *"},
+            "persistence": {"accessMode": "ReadWriteOnce"},
+            "ingress": {"enabled": False},
+            "networkPolicy": {"enabled": True},
+        },
+        spec={
+            "imagePullPolicy": "Never",
+            "redis": {"secretRef": {"name": "conn", "key": "redis"}},
+            "amqp": {"secretRef": {"name": "conn", "key": "amqp"}},
+            "api": {
+                "autoscaling": {
+                    "enabled": True,
+                    "minReplicas": 4,
+                    "maxReplicas": 9,
+                    "targetCPUUtilizationPercentage": 50,
+                },
+                "podDisruptionBudget": {"enabled": False},
+            },
+            "collector": {
+                "replicas": 4,
+                "autoscaling": {"enabled": False},
+                "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+                "resources": {
+                    "requests": {"cpu": "75m", "memory": "200Mi"},
+                    "limits": {"cpu": "750m", "memory": "400Mi"},
+                },
+            },
+            "training": {"schedule": "0 */2 * * *"},
+            "storage": {"accessMode": "ReadWriteOnce"},
+            "ingress": {"enabled": False},
+            "networkPolicy": {"enabled": True},
+        },
     ),
 }
 
@@ -242,25 +307,53 @@ DELIBERATE: tuple[Deliberate, ...] = (
     ),
 )
 
-#: Chart values with no RecSystem field, and why.
-CHART_ONLY: Mapping[str, str] = {
-    "training.mode=inProcess": (
-        "The ingest pod retrains every intervalSeconds in-process. The operator's status "
-        "(TrainingSucceeded, modelVersion, holdoutNDCG) comes from each training pod's "
-        "termination message, which an in-process loop has not; sub-minute training, the "
-        "reason for that mode, is operator-launched Jobs (spec.training.intervalSeconds < 60)."
+#: Chart values (fnmatch over dotted paths of values.yaml) no scenario sets, and why. Every
+#: other value is set in a scenario, so compared with its RecSystem counterpart
+#: (test_every_chart_value_is_compared_or_named).
+NOT_COMPARED: Mapping[str, str] = {
+    "training.mode": (
+        "inProcess (chart only): the ingest pod retrains every intervalSeconds in-process. The "
+        "operator's status (TrainingSucceeded, modelVersion, holdoutNDCG) comes from each "
+        "training pod's termination message, which an in-process loop has not; sub-minute "
+        "training, the reason for that mode, is operator-launched Jobs "
+        "(spec.training.intervalSeconds < 60)."
     ),
+    "training.intervalSeconds": "The in-process trainer's cycle (training.mode above).",
     "monitoring.dashboard.*": "See DELIBERATE (ConfigMap/shop-dashboard).",
-    "redis.*, rabbitmq.*, networkPolicy.clientNamespaceSelector": (
-        "Bundled servers and who may reach them; a RecSystem names its servers' Secrets."
+    "monitoring.serviceMonitor.*": (
+        "Both sides have it; rendered only with the Prometheus Operator CRDs. Scraping and "
+        "rules are checked against real /metrics and promtool in test_alerts.py."
     ),
-    "imagePullSecrets, nodeSelector, tolerations, podAnnotations, commonLabels": (
-        "Pod placement and decoration the CRD does not expose yet."
+    "monitoring.prometheusRule.*": "As monitoring.serviceMonitor.*.",
+    "redis.*": "The bundled Redis (chart only); a RecSystem names its servers' Secrets.",
+    "rabbitmq.*": "The bundled RabbitMQ (chart only), as redis.*.",
+    "networkPolicy.clientNamespaceSelector": (
+        "Who may reach the bundled servers from other namespaces: a chart-only concern "
+        "(the instance's side of it, its client labels, is compared)."
     ),
-    "*.service.type, *.service.port, config.keyPrefix/queue/exchange/routingKey": (
-        "The operator fixes them (ClusterIP, 5001/5000; isolation names from namespace and "
-        "name, which the defaults of both sides agree on)."
+    "auth.adminToken": "A fixed token in values (development, GitOps); a RecSystem names a Secret.",
+    "config.logFormat": "The operator always writes JSON lines (the chart's default, compared).",
+    "config.keyPrefix": (
+        "A chart override; the operator derives the isolation names from namespace and name, "
+        "as the chart's defaults do (the ConfigMap is compared)."
     ),
+    "config.queue": "As config.keyPrefix.",
+    "config.exchange": "As config.keyPrefix.",
+    "config.routingKey": "As config.keyPrefix.",
+    "*.service.*": "The operator's Services are ClusterIP on 5001/5000 (the chart's defaults).",
+    "ingress.annotations": "Not in the CRD yet.",
+    "imagePullSecrets": "Not in the CRD yet.",
+    "nodeSelector": "Not in the CRD yet.",
+    "tolerations": "Not in the CRD yet.",
+    "podAnnotations": "Not in the CRD yet.",
+    "commonLabels": "Not in the CRD yet.",
+    "podSecurityContext.*": "The operator fixes the restricted profile (the chart's default).",
+    "containerSecurityContext.*": "As podSecurityContext.*.",
+    "global.*": "Shared with the chart's dependencies.",
+    "kube-prometheus-stack.*": "A bundled dependency of the release.",
+    "nameOverride": "Release naming (the scenarios use fullnameOverride = the RecSystem's name).",
+    "fullnameOverride": "As nameOverride.",
+    "tests.enabled": "The `helm test` hook: a release feature.",
 }
 
 
@@ -519,6 +612,34 @@ def _report(differences: Mapping[str, tuple[Any, Any]]) -> str:
     return "\n".join(
         f"  {path}: chart {c!r} != operator {o!r}" for path, (c, o) in differences.items()
     )
+
+
+def _value_paths(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            yield from _value_paths(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def test_every_chart_value_is_compared_or_named() -> None:
+    """A new chart value needs its RecSystem counterpart (and a scenario setting both), or a
+    line in NOT_COMPARED saying why the operator has none."""
+    chart = set(_value_paths(yaml.safe_load((APP_CHART / "values.yaml").read_text())))
+    given = {path for scenario in SCENARIOS.values() for path in _value_paths(scenario.values)}
+    assert given <= chart, f"scenarios set values the chart lacks: {sorted(given - chart)}"
+
+    def named(path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in NOT_COMPARED)
+
+    missing = sorted(path for path in chart - given if not named(path))
+    assert not missing, f"chart values neither compared nor in NOT_COMPARED: {missing}"
+    stale = [
+        pattern
+        for pattern in NOT_COMPARED
+        if not any(fnmatch.fnmatchcase(path, pattern) for path in chart - given)
+    ]
+    assert not stale, f"NOT_COMPARED entries that name no uncompared value: {stale}"
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
