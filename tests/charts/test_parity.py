@@ -662,3 +662,30 @@ def test_every_deliberate_difference_still_exists(
         used |= _compare_scenario(render, app_chart, scenario, tmp_path / name).used
     stale = [d.pattern for d in DELIBERATE if d.pattern not in used]
     assert not stale, f"DELIBERATE entries no scenario needs any more (remove them): {stale}"
+
+
+def test_an_instance_in_another_namespace_reaches_the_bundled_servers_only_when_named(
+    render: Render, app_chart: Path, tmp_path: Path
+) -> None:
+    """The other half of "admit client namespaces": a RecSystem elsewhere (its pods as the
+    operator labels them) reaches the chart's Redis and RabbitMQ once the release's
+    ``networkPolicy.clientNamespaceSelector`` selects its namespace, and not before."""
+    spec = {
+        "redis": {"secretRef": {"name": "conn", "key": "redis"}},
+        "amqp": {"secretRef": {"name": "conn", "key": "amqp"}},
+    }
+    team = {"kubernetes.io/metadata.name": "team-a"}
+    pods = {
+        component: Pod("team-a", pod.labels, team)
+        for component, pod in _pods(operator_objects(spec, "img")).items()
+    }
+    selector = {"networkPolicy": {"clientNamespaceSelector": {"matchLabels": team}}}
+    closed = server_policies(chart_objects(render, app_chart, {}, tmp_path))
+    opened = server_policies(chart_objects(render, app_chart, selector, tmp_path))
+    for component, pod in pods.items():
+        assert not admits(closed, pod, SERVERS["redis"], 6379), component
+        assert admits(opened, pod, SERVERS["redis"], 6379), component
+        # Training never publishes, so it is no RabbitMQ client, here as at home.
+        assert admits(opened, pod, SERVERS["rabbitmq"], 5672) is (component != "train")
+    other = Pod("team-b", pods["api"].labels, {"kubernetes.io/metadata.name": "team-b"})
+    assert not admits(opened, other, SERVERS["redis"], 6379)
