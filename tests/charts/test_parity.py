@@ -275,11 +275,12 @@ DELIBERATE: tuple[Deliberate, ...] = (
     ),
     Deliberate("Secret/recsys-rabbitmq*", "As Secret/recsys-redis, for the bundled RabbitMQ."),
     Deliberate(
-        "NetworkPolicy/shop-[rr]*",
-        "The chart's Redis and RabbitMQ policies guard the servers it bundles. What matters for "
-        "an instance, that its pods are admitted as the chart's own, is judged below by "
-        "semantics (reachability:*->redis, ->rabbitmq).",
+        "NetworkPolicy/shop-redis",
+        "The chart's Redis policy guards the server it bundles. What matters for an instance, "
+        "that its pods are admitted as the chart's own, is judged by semantics "
+        "(reachability:*->redis).",
     ),
+    Deliberate("NetworkPolicy/shop-rabbitmq", "As NetworkPolicy/shop-redis, for RabbitMQ."),
     Deliberate(
         "*.labels.app.kubernetes.io/managed-by",
         "Who manages the object: Helm or recsys-operator (no selector uses it).",
