@@ -275,12 +275,12 @@ DELIBERATE: tuple[Deliberate, ...] = (
     ),
     Deliberate("Secret/recsys-rabbitmq*", "As Secret/recsys-redis, for the bundled RabbitMQ."),
     Deliberate(
-        "NetworkPolicy/shop-redis",
+        "NetworkPolicy/shop-redis*",
         "The chart's Redis policy guards the server it bundles. What matters for an instance, "
         "that its pods are admitted as the chart's own, is judged by semantics "
         "(reachability:*->redis).",
     ),
-    Deliberate("NetworkPolicy/shop-rabbitmq", "As NetworkPolicy/shop-redis, for RabbitMQ."),
+    Deliberate("NetworkPolicy/shop-rabbitmq*", "As NetworkPolicy/shop-redis, for RabbitMQ."),
     Deliberate(
         "*.labels.app.kubernetes.io/managed-by",
         "Who manages the object: Helm or recsys-operator (no selector uses it).",
@@ -295,6 +295,16 @@ DELIBERATE: tuple[Deliberate, ...] = (
         "Both roll pods when the configuration changes: Helm hashes the rendered ConfigMap and "
         "admin Secret (checksum/*), the operator the ConfigMap's data (recsys.io/config-hash); "
         "training pods read the configuration when they start and need no hash.",
+    ),
+    Deliberate(
+        "PersistentVolumeClaim/shop-data:keptWhenTheInstanceGoes",
+        "Open (issue 12, a retain policy): the chart keeps the interaction log on uninstall "
+        "(helm.sh/resource-policy: keep); a RecSystem owns its PVC, so deleting the RecSystem "
+        "garbage-collects it.",
+    ),
+    Deliberate(
+        "Secret/shop-admin:keptWhenTheInstanceGoes",
+        "As the PVC, for the generated admin token (kept by the chart, owned by a RecSystem).",
     ),
     Deliberate(
         "Secret/shop-admin:keys",
@@ -494,6 +504,16 @@ def _facts(obj: Obj) -> Obj:
     raise AssertionError(f"no facts defined for {kind}: add them, or to DELIBERATE")
 
 
+def _kept(obj: Obj) -> bool:
+    """Whether the object outlives ``helm uninstall`` or the deletion of its RecSystem."""
+    meta = obj["metadata"]
+    if (meta.get("annotations") or {}).get("helm.sh/resource-policy") == "keep":
+        return True
+    # Helm deletes what it installed; the garbage collector what a RecSystem owns.
+    helm = (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == "Helm"
+    return not helm and not meta.get("ownerReferences")
+
+
 def _flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     # None and {} say the same as a field left out (no annotations, no command).
     if isinstance(value, Mapping):
@@ -559,6 +579,7 @@ def facts(objs: list[Obj], server_policies: list[Obj]) -> dict[str, Any]:
     for obj in objs:
         key = f"{obj['kind']}/{obj['metadata']['name']}"
         found[key] = "present"
+        found[f"{key}:keptWhenTheInstanceGoes"] = _kept(obj)
         if obj["kind"] != "NetworkPolicy":
             found.update(_flatten(_facts(obj), key + ":"))
     found.update(_reachability(objs, server_policies))
