@@ -124,6 +124,7 @@ def test_an_instance_in_the_watched_namespace_goes_through_its_whole_life(
     off = {
         "spec": {
             "ingress": {"enabled": False},
+            "networkPolicy": {"enabled": False},
             "monitoring": {
                 "serviceMonitor": {"enabled": False},
                 "prometheusRule": {"enabled": False},
@@ -142,7 +143,7 @@ def test_an_instance_in_the_watched_namespace_goes_through_its_whole_life(
     def switched_off() -> bool:
         left = children(kubectl, "w", watched)
         for kind in ("horizontalpodautoscalers", "poddisruptionbudgets", "ingresses",
-                     "servicemonitors", "prometheusrules"):  # fmt: skip
+                     "networkpolicies", "servicemonitors", "prometheusrules"):  # fmt: skip
             assert not left[kind], f"{kind} still there: {left[kind]}"
         assert kubectl.get("cronjob", "w-train", watched) is None, "CronJob still there"
         pvc = kubectl.get("persistentvolumeclaim", "w-data", watched) or {}
