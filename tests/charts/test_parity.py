@@ -178,7 +178,13 @@ SCENARIOS: dict[str, Scenario] = {
                     "limits": {"cpu": "3", "memory": "3Gi"},
                 },
             },
-            "storage": {"size": "5Gi", "storageClassName": "nfs", "accessMode": "ReadWriteMany"},
+            "storage": {
+                "size": "5Gi",
+                "storageClassName": "nfs",
+                "accessMode": "ReadWriteMany",
+                # What the chart does (helm.sh/resource-policy: keep): keptWhenTheInstanceGoes.
+                "retainPolicy": "Retain",
+            },
             "ingress": {
                 "enabled": True,
                 "className": "nginx",
@@ -297,14 +303,11 @@ DELIBERATE: tuple[Deliberate, ...] = (
         "training pods read the configuration when they start and need no hash.",
     ),
     Deliberate(
-        "PersistentVolumeClaim/shop-data:keptWhenTheInstanceGoes",
-        "Open (issue 12, a retain policy): the chart keeps the interaction log on uninstall "
-        "(helm.sh/resource-policy: keep); a RecSystem owns its PVC, so deleting the RecSystem "
-        "garbage-collects it.",
-    ),
-    Deliberate(
         "Secret/shop-admin:keptWhenTheInstanceGoes",
-        "As the PVC, for the generated admin token (kept by the chart, owned by a RecSystem).",
+        "The generated admin token: the chart keeps it on uninstall (helm.sh/resource-policy: "
+        "keep), a RecSystem owns it, so deleting the RecSystem garbage-collects it (a "
+        "re-created one gets a new token). The interaction log is kept by both (retainPolicy "
+        "Retain, the default).",
     ),
     Deliberate(
         "Secret/shop-admin:keys",
@@ -395,7 +398,7 @@ def operator_objects(spec: Obj, image: str) -> list[Obj]:
 
     inst = Instance(NAME, NAMESPACE, "uid-1", validate(NAME, spec), image)
     plan = build_plan(inst)
-    objs = [*plan.apply, *plan.create_only]
+    objs = [*plan.apply, plan.data_pvc]
     if inst.spec.admin_token.secret_ref is None:
         objs.append(build_admin_secret(inst, "generated"))  # as the reconciler creates it
     return objs
