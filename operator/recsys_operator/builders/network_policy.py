@@ -13,9 +13,17 @@ from __future__ import annotations
 from recsys_operator import constants as c
 from recsys_operator.builders.common import Instance, Obj, metadata
 
-# What anyone may reach: the api and the collector (Ingress controller, in-cluster clients)
-# and the metrics port (Prometheus). Training pods serve nothing, so they admit nothing.
-SERVED_PORTS = (c.API_PORT, c.COLLECTOR_PORT, c.METRICS_PORT)
+# What anyone may reach: the api and the collector (Ingress controller, in-cluster clients),
+# the metrics port (Prometheus) and the probe ports (the kubelet's probes: some network
+# plugins apply policies to traffic from the node too). Training pods serve nothing, so they
+# admit nothing.
+SERVED_PORTS = (
+    c.API_PORT,
+    c.COLLECTOR_PORT,
+    c.METRICS_PORT,
+    c.API_PROBE_PORT,
+    c.COLLECTOR_PROBE_PORT,
+)
 
 
 def network_policy_name(inst: Instance) -> str:

@@ -170,7 +170,7 @@ def test_network_policy_admits_only_the_served_ports_to_every_pod() -> None:
     anyone = Pod("elsewhere", {"app": "x"})
     for template in templates:
         pod = Pod("ns", template["metadata"]["labels"])
-        assert all(admits(policies, anyone, pod, port) for port in (5001, 5000, 9100))
+        assert all(admits(policies, anyone, pod, port) for port in (5001, 5000, 9100, 5011, 5010))
         assert not admits(policies, anyone, pod, 6379), template["metadata"]["labels"]
     # Another instance's pods are not this policy's business.
     other = Pod("ns", {c.LABEL_NAME: c.APP_NAME, c.LABEL_INSTANCE: "other"})
