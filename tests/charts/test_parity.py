@@ -564,7 +564,26 @@ STRANGERS = {
     "stranger": Pod(NAMESPACE, {"app": "something-else"}),
     "elsewhere": Pod("team-b", {"app": "x"}, {"kubernetes.io/metadata.name": "team-b"}),
 }
-PORTS = (5000, 5001, 9100, 6379, 26379, 5672, 8080)
+# The servers' ports and one nobody serves; every port a container declares or a policy names
+# is probed too (a fixed list missed the probe ports when they were added).
+PORTS = (6379, 26379, 5672, 8080)
+
+
+def _ports(objs: list[Obj]) -> set[int]:
+    found = set(PORTS)
+    for obj in objs:
+        if obj["kind"] == "NetworkPolicy":
+            for rule in obj["spec"].get("ingress") or []:
+                found |= {
+                    p["port"] for p in rule.get("ports") or [] if isinstance(p.get("port"), int)
+                }
+            continue
+        spec = obj.get("spec") or {}
+        if obj["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        for container in (spec.get("template") or {}).get("spec", {}).get("containers", []):
+            found |= {p["containerPort"] for p in container.get("ports") or []}
+    return found
 
 
 def _reachability(objs: list[Obj], server_policies: list[Obj]) -> dict[str, bool]:
@@ -574,6 +593,7 @@ def _reachability(objs: list[Obj], server_policies: list[Obj]) -> dict[str, bool
     operator instance is judged against the same ones, as a client of those servers.
     """
     policies = [o for o in objs if o["kind"] == "NetworkPolicy"] + server_policies
+    ports = sorted(_ports(objs))
     own = _pods(objs)
     targets = {**own, **SERVERS}
     sources = {**own, **STRANGERS}
@@ -582,7 +602,7 @@ def _reachability(objs: list[Obj], server_policies: list[Obj]) -> dict[str, bool
         for src, source in sources.items()
         for dst, target in targets.items()
         if src != dst
-        for port in PORTS
+        for port in ports
     }
 
 
