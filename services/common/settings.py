@@ -177,8 +177,11 @@ class Settings(BaseSettings):
     http_header_timeout: float = Field(10.0, gt=0)
     # Bytes of a request's headers; more get 431 and the connection closed.
     http_max_header_bytes: int = Field(65536, ge=1024)
-    # Seconds an idle keep-alive connection stays open.
-    http_keep_alive_timeout: float = Field(5.0, gt=0)
+    # Seconds an idle keep-alive connection stays open. Longer than clients and proxies
+    # keep idle connections (httpx 5 s, nginx 60 s, Go 90 s): a server that closes first
+    # races a client reusing the connection, which then sees it dropped with no answer
+    # (httpx ReadError in the online benchmark at 5 s). The connection cap bounds them.
+    http_keep_alive_timeout: float = Field(120.0, gt=0)
     # Open connections per server; beyond it the one idle longest is closed (never one whose
     # request is being processed).
     http_max_connections: int = Field(4096, ge=1)
