@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.charts.conftest import APP_CHART, OPERATOR_CHART, Render
-from tests.charts.network_policy import Pod, admits
+from tests.charts.network_policy import Pod, admits, selects
 
 NAME = NAMESPACE = "shop"
 Obj = dict[str, Any]
@@ -288,6 +288,16 @@ DELIBERATE: tuple[Deliberate, ...] = (
     ),
     Deliberate("NetworkPolicy/shop-rabbitmq*", "As NetworkPolicy/shop-redis, for RabbitMQ."),
     Deliberate(
+        "StatefulSet/shop-redis*",
+        "The Valkey server the chart bundles (its StatefulSet, Services and ConfigMap); a "
+        "RecSystem bundles no server, it names the Secret holding the URL.",
+    ),
+    Deliberate("Service/shop-redis*", "As StatefulSet/shop-redis (its Service, headless too)."),
+    Deliberate("ConfigMap/shop-redis*", "As StatefulSet/shop-redis (its valkey.conf)."),
+    Deliberate("StatefulSet/shop-rabbitmq*", "As StatefulSet/shop-redis, for RabbitMQ."),
+    Deliberate("Service/shop-rabbitmq*", "As StatefulSet/shop-redis, for RabbitMQ."),
+    Deliberate("ConfigMap/shop-rabbitmq*", "As StatefulSet/shop-redis, for RabbitMQ."),
+    Deliberate(
         "*.labels.app.kubernetes.io/managed-by",
         "Who manages the object: Helm or recsys-operator (no selector uses it).",
     ),
@@ -339,7 +349,7 @@ NOT_COMPARED: Mapping[str, str] = {
         "rules are checked against real /metrics and promtool in test_alerts.py."
     ),
     "monitoring.prometheusRule.*": "As monitoring.serviceMonitor.*.",
-    "redis.*": "The bundled Redis (chart only); a RecSystem names its servers' Secrets.",
+    "redis.*": "The bundled Valkey (chart only); a RecSystem names its servers' Secrets.",
     "rabbitmq.*": "The bundled RabbitMQ (chart only), as redis.*.",
     "networkPolicy.clientNamespaceSelector": (
         "Who may reach the bundled servers from other namespaces: a chart-only concern "
@@ -363,8 +373,8 @@ NOT_COMPARED: Mapping[str, str] = {
     "commonLabels": "Not in the CRD yet.",
     "podSecurityContext.*": "The operator fixes the restricted profile (the chart's default).",
     "containerSecurityContext.*": "As podSecurityContext.*.",
-    "global.*": "Shared with the chart's dependencies.",
-    "kube-prometheus-stack.*": "A bundled dependency of the release.",
+    "global": "Helm's global values: the chart has no sub-charts and reads none.",
+    "kube-prometheus-stack.*": "No longer bundled (must stay false): installed on its own.",
     "nameOverride": "Release naming (the scenarios use fullnameOverride = the RecSystem's name).",
     "fullnameOverride": "As nameOverride.",
     "tests.enabled": "The `helm test` hook: a release feature.",
@@ -490,6 +500,20 @@ def _facts(obj: Obj) -> Obj:
             "activeDeadlineSeconds": job["spec"].get("activeDeadlineSeconds"),
             "pod": _pod(job["spec"]["template"]),
         }
+    if kind == "StatefulSet":
+        return {
+            "replicas": spec.get("replicas"),
+            "selector": spec["selector"],
+            "serviceName": spec.get("serviceName"),
+            "pod": _pod(spec["template"]),
+            "claims": {
+                c["metadata"]["name"]: {
+                    "accessModes": c["spec"].get("accessModes"),
+                    "storage": c["spec"]["resources"]["requests"]["storage"],
+                }
+                for c in spec.get("volumeClaimTemplates") or []
+            },
+        }
     if kind == "Service":
         return {
             "type": spec.get("type", "ClusterIP"),
@@ -551,13 +575,26 @@ def _pods(objs: list[Obj]) -> dict[str, Pod]:
     return pods
 
 
-# The servers the chart bundles, labelled as their sub-charts label them.
+# The servers the chart bundles, labelled as its StatefulSets label their pods (checked by
+# test_the_bundled_servers_are_labelled_as_the_chart_labels_them).
 SERVERS = {
     "redis": Pod(
-        NAMESPACE, {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": NAME}
+        NAMESPACE,
+        {
+            "app.kubernetes.io/name": "valkey",
+            "app.kubernetes.io/instance": NAME,
+            "app.kubernetes.io/component": "redis",
+            "app.kubernetes.io/part-of": "recsys",
+        },
     ),
     "rabbitmq": Pod(
-        NAMESPACE, {"app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/instance": NAME}
+        NAMESPACE,
+        {
+            "app.kubernetes.io/name": "rabbitmq",
+            "app.kubernetes.io/instance": NAME,
+            "app.kubernetes.io/component": "rabbitmq",
+            "app.kubernetes.io/part-of": "recsys",
+        },
     ),
 }
 STRANGERS = {
@@ -642,11 +679,12 @@ def compare(chart: dict[str, Any], operator: dict[str, Any]) -> Comparison:
 
 
 def server_policies(chart_objs: list[Obj]) -> list[Obj]:
+    """The chart's policies that select a bundled server's pods."""
     return [
         o
         for o in chart_objs
         if o["kind"] == "NetworkPolicy"
-        and o["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") in SERVERS
+        and any(selects(o["spec"]["podSelector"], pod.labels) for pod in SERVERS.values())
     ]
 
 
@@ -781,3 +819,28 @@ def test_an_instance_in_another_namespace_reaches_the_bundled_servers_only_when_
         assert admits(opened, pod, SERVERS["rabbitmq"], 5672) is (component != "train")
     other = Pod("team-b", pods["api"].labels, {"kubernetes.io/metadata.name": "team-b"})
     assert not admits(opened, other, SERVERS["redis"], 6379)
+
+
+def test_the_bundled_servers_are_labelled_as_the_chart_labels_them(
+    render: Render, app_chart: Path, tmp_path: Path
+) -> None:
+    """SERVERS stands for the pods of the chart's Valkey and RabbitMQ StatefulSets: their
+    labels are the rendered ones, and each is selected by the chart's own policy for it, so
+    the reachability compared above is judged on the real servers."""
+    objs = chart_objects(render, app_chart, {}, tmp_path)
+    rendered = {
+        o["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"][
+            "template"
+        ]["metadata"]["labels"]
+        for o in objs
+        if o["kind"] == "StatefulSet"
+    }
+    assert set(rendered) == set(SERVERS)
+    for component, pod in SERVERS.items():
+        assert pod.labels.items() <= rendered[component].items(), component
+        names = [
+            p["metadata"]["name"]
+            for p in server_policies(objs)
+            if selects(p["spec"]["podSelector"], pod.labels)
+        ]
+        assert names == [f"{NAME}-{component}"], (component, names)

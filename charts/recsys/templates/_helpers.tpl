@@ -22,9 +22,11 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Selector labels of a component: call with (dict "ctx" $ "component" "api"). */}}
+{{/* Selector labels of a component: call with (dict "ctx" $ "component" "api"). The bundled
+servers pass "name" too (valkey, rabbitmq): app.kubernetes.io/name says which application runs,
+and the services' own NetworkPolicy, which selects name=recsys, must not select them. */}}
 {{- define "recsys.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "recsys.name" .ctx }}
+app.kubernetes.io/name: {{ .name | default (include "recsys.name" .ctx) }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
@@ -70,12 +72,45 @@ helm.sh/chart: {{ include "recsys.chart" .ctx }}
 {{- if .Values.redis.enabled -}}redis-url{{- else -}}{{ .Values.externalRedis.existingSecretKey }}{{- end -}}
 {{- end -}}
 
-{{/* AMQP URL Secret name and key. */}}
+{{/* AMQP URL Secret name and key: the chart's own Secret, the RabbitMQ Cluster Operator's
+default-user Secret (its connection_string is the URL), or the user's. */}}
 {{- define "recsys.amqpSecretName" -}}
-{{- if .Values.rabbitmq.enabled -}}{{ .Values.rabbitmq.auth.existingPasswordSecret }}{{- else -}}{{ .Values.externalRabbitmq.existingSecret }}{{- end -}}
+{{- if and .Values.rabbitmq.enabled .Values.rabbitmq.clusterOperator.enabled -}}{{ include "recsys.rabbitmqName" . }}-default-user
+{{- else if .Values.rabbitmq.enabled -}}{{ .Values.rabbitmq.auth.existingPasswordSecret }}
+{{- else -}}{{ .Values.externalRabbitmq.existingSecret }}{{- end -}}
 {{- end -}}
 {{- define "recsys.amqpSecretKey" -}}
-{{- if .Values.rabbitmq.enabled -}}amqp-url{{- else -}}{{ .Values.externalRabbitmq.existingSecretKey }}{{- end -}}
+{{- if and .Values.rabbitmq.enabled .Values.rabbitmq.clusterOperator.enabled -}}connection_string
+{{- else if .Values.rabbitmq.enabled -}}amqp-url
+{{- else -}}{{ .Values.externalRabbitmq.existingSecretKey }}{{- end -}}
+{{- end -}}
+
+{{/* The bundled servers: object names (also their Services' DNS names), labels, volume size. */}}
+{{- define "recsys.redisName" -}}{{ include "recsys.fullname" . }}-redis{{- end -}}
+{{- define "recsys.rabbitmqName" -}}{{ include "recsys.fullname" . }}-rabbitmq{{- end -}}
+{{- define "recsys.redisPersistenceSize" -}}
+{{- /* The Bitnami chart's key still wins when a user set it (docs/kubernetes.md, migration). */ -}}
+{{- .Values.redis.master.persistence.size | default .Values.redis.persistence.size -}}
+{{- end -}}
+
+{{/* Pod and container security of the bundled servers: the official images' own non-root
+user (uid/gid 999 in both valkey/valkey and rabbitmq), read-only root, no capabilities. */}}
+{{- define "recsys.serverPodSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 999
+runAsGroup: 999
+fsGroup: 999
+# Ownership is fixed once, not on every start of a large volume.
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+{{- define "recsys.serverContainerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
 {{- end -}}
 
 {{/* Credentials every services container needs; all from Secrets, never plain values. */}}
@@ -154,6 +189,18 @@ tolerations:
 {{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) -}}
 {{- $errors = append $errors (printf "%s.autoscaling.minReplicas must be <= maxReplicas" $c) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.rabbitmq.enabled .Values.rabbitmq.clusterOperator.enabled (not (.Capabilities.APIVersions.Has "rabbitmq.com/v1beta1/RabbitmqCluster")) -}}
+{{- $errors = append $errors "rabbitmq.clusterOperator.enabled needs the RabbitMQ Cluster Operator: the cluster does not serve rabbitmq.com/v1beta1 RabbitmqCluster (install the operator, or leave it false for the bundled StatefulSet)" -}}
+{{- end -}}
+{{- if and .Values.redis.enabled (ne .Values.redis.architecture "standalone") -}}
+{{- $errors = append $errors "redis.architecture: only standalone is bundled; for replication run your own Valkey/Redis and set redis.enabled=false with externalRedis.existingSecret" -}}
+{{- end -}}
+{{- if and .Values.redis.enabled (not .Values.redis.auth.enabled) -}}
+{{- $errors = append $errors "redis.auth.enabled=false is not supported: the bundled Valkey always requires the password kept in redis.auth.existingSecret" -}}
+{{- end -}}
+{{- if (index .Values "kube-prometheus-stack").enabled -}}
+{{- $errors = append $errors "kube-prometheus-stack.enabled: the chart no longer bundles kube-prometheus-stack; install it as its own release (docs/kubernetes.md, Monitoring) and set monitoring.*.labels.release to that release" -}}
 {{- end -}}
 {{- if and .Values.ingress.tls.enabled (not .Values.ingress.tls.secretName) -}}
 {{- $errors = append $errors "ingress.tls.enabled needs ingress.tls.secretName" -}}
