@@ -1,4 +1,4 @@
-"""helm/kubectl from the project's installer, and a chart copy with stubbed dependencies."""
+"""helm/kubectl from the project's installer, and a copy of the app chart."""
 
 from __future__ import annotations
 
@@ -64,17 +64,10 @@ def run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def app_chart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The app chart with a stub Chart.yaml per remote dependency (they cannot be fetched
-    offline, and `helm template` checks their presence before evaluating `condition:`)."""
+    """A copy of the app chart (tests may write values files next to it). It has no
+    dependencies any more, so nothing is stubbed: what renders here is what users install."""
     copy = tmp_path_factory.mktemp("charts") / "recsys"
     shutil.copytree(APP_CHART, copy)
-    chart = yaml.safe_load((APP_CHART / "Chart.yaml").read_text())
-    for dep in chart.get("dependencies", []):
-        stub = copy / "charts" / dep["name"]
-        stub.mkdir(parents=True, exist_ok=True)
-        (stub / "Chart.yaml").write_text(
-            yaml.safe_dump({"apiVersion": "v2", "name": dep["name"], "version": "0.0.0"})
-        )
     yield copy
 
 

