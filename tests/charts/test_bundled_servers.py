@@ -21,7 +21,12 @@ RABBITMQ_API = "rabbitmq.com/v1beta1/RabbitmqCluster"
 
 #: First release of each Valkey line with the fix for CVE-2025-49844 (use-after-free in the Lua
 #: engine, CVSS 10; recsys runs Lua on every request). 9.0.0 shipped after the fix.
-CVE_2025_49844_FIXED = {(7, 2): (7, 2, 11), (8, 0): (8, 0, 6), (8, 1): (8, 1, 4), (9, 0): (9, 0, 0)}
+CVE_2025_49844_FIXED: dict[tuple[int, ...], tuple[int, ...]] = {
+    (7, 2): (7, 2, 11),
+    (8, 0): (8, 0, 6),
+    (8, 1): (8, 1, 4),
+    (9, 0): (9, 0, 0),
+}
 
 
 def _version(tag: str) -> tuple[int, ...]:
