@@ -156,3 +156,44 @@ def test_helm_upgrade_of_the_crd_chart_upgrades_the_crd(
     assert dropped in served_columns()
     helm_cli.run("uninstall", "recsys-crds", "-n", namespace, "--wait", "--timeout=2m")
     assert kubectl.get("crd", "recsystems.recsys.io") is not None  # resource-policy: keep
+
+
+def test_the_app_chart_creates_a_rabbitmqcluster_where_the_operator_api_is_served(
+    helm_cli: Helm, kubectl: Kubectl, app_chart: Path, namespace: str
+) -> None:
+    """rabbitmq.clusterOperator.enabled: refused while the server does not serve
+    RabbitmqCluster; once it does (a stub CRD with the real schema's subset for the fields the
+    chart sets, strict), the object passes a strict server-side dry-run, `helm install` finds
+    the API through the live discovery and creates it instead of the chart's StatefulSet, and
+    the services read the URL from the operator's default-user Secret."""
+    args = ["recsys", str(app_chart), "-n", namespace,
+            "--set", "rabbitmq.clusterOperator.enabled=true", "--timeout=2m"]  # fmt: skip
+    refused = helm_cli.run("install", *args, check=False)
+    assert refused.returncode != 0 and "RabbitMQ Cluster Operator" in refused.stderr
+    stub = Path(__file__).parent / "fixtures" / "rabbitmq-cluster-crd-stub.yaml"
+    kubectl.run("apply", "--server-side", "-f", str(stub))
+    try:
+        kubectl.run("wait", "--for=condition=Established",
+                    "crd/rabbitmqclusters.rabbitmq.com", "--timeout=60s")  # fmt: skip
+        rendered = helm_cli.run(
+            "template", *args[:-1], "--api-versions", "rabbitmq.com/v1beta1/RabbitmqCluster"
+        ).stdout
+        kubectl.run("create", "--dry-run=server", "--validate=strict", "-n", namespace,
+                    "-f", "-", stdin=rendered)  # fmt: skip
+        helm_cli.run("install", *args)
+        [cluster] = kubectl.items("rabbitmqclusters", namespace)
+        assert cluster["metadata"]["name"] == "recsys-rabbitmq"
+        assert cluster["spec"]["image"].startswith("docker.io/library/rabbitmq:4.")
+        assert kubectl.get("statefulset", "recsys-rabbitmq", namespace) is None
+        assert kubectl.get("statefulset", "recsys-redis", namespace) is not None
+        collector = kubectl.get("deployment", "recsys-collector", namespace)
+        assert collector is not None
+        env = {e["name"]: e for e in collector["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["AMQP_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "recsys-rabbitmq-default-user",
+            "key": "connection_string",
+        }
+        helm_cli.run("uninstall", "recsys", "-n", namespace, "--wait", "--timeout=2m")
+        assert not kubectl.items("rabbitmqclusters", namespace)
+    finally:
+        kubectl.run("delete", "-f", str(stub), "--wait=false", check=False)
