@@ -87,8 +87,8 @@ if [[ -z "${SMOKE_ONLY:-}" ]]; then
     --set image.repository=recsys-operator --set "image.tag=$TAG" \
     --set "operator.defaultServicesImage=recsys:$TAG"
 
-  log "app chart (bundled Redis and RabbitMQ)"
-  helm dependency build "$ROOT/charts/recsys"
+  # No `helm dependency build`: the bundled Valkey and RabbitMQ are the chart's own templates.
+  log "app chart (bundled Valkey and RabbitMQ)"
   helm upgrade --install recsys "$ROOT/charts/recsys" -n "$APP_NS" --wait --timeout 10m \
     --set image.repository=recsys --set "image.tag=$TAG" \
     --set "ingress.className=$INGRESS_CLASS" --set "ingress.host=$APP_HOST"
