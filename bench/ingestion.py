@@ -98,10 +98,11 @@ class MachineCpu:
 
 
 def classic_queue_v2(queue: str, enable: bool) -> bool:
-    """The chart's broker setting (``classic_queue.default_version = 2``) for this queue.
+    """Classic queue v2 for this queue, as the chart's broker has it (RabbitMQ 4.4: v1 storage
+    was removed in 4.3).
 
-    The machine's RabbitMQ is shared and started before the bench, so the same setting is
-    applied as a policy on the bench's own queue (or removed). False when rabbitmqctl is
+    The machine's RabbitMQ is older, shared and started before the bench, so v2 is applied as
+    a policy on the bench's own queue (or removed). False when rabbitmqctl is
     not available: the run then measures the broker's default."""
     if shutil.which("rabbitmqctl") is None:
         return False

@@ -499,9 +499,9 @@ def ingestion_limits(r: dict[str, Any]) -> list[str]:
         "time is uvicorn's HTTP handling (the work hello does), the publish (mostly the "
         "kernel's loopback send), then middleware, metrics and validation.",
         "",
-        "RabbitMQ runs its queue as a classic queue v2 here (`classic_queue.default_version "
-        "= 2`, set by the chart; applied to the bench's queue as a policy because the "
-        "machine's broker is shared"
+        "RabbitMQ runs its queue as a classic queue v2 here (the only classic queue storage "
+        "of the chart's RabbitMQ 4.4, which removed v1 in 4.3; applied to the bench's queue "
+        "as a policy because the machine's broker is older and shared"
         + (
             ""
             if i.get("classic_queue_v2")
