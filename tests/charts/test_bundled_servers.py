@@ -303,6 +303,27 @@ def test_the_url_in_the_secret_reaches_the_server(
     assert headless["spec"]["clusterIP"] == "None"
 
 
+def test_servers_restart_on_their_own_config_and_valkey_on_its_password(render: Render) -> None:
+    def annotations(*args: str) -> dict[str, dict[str, str]]:
+        objs = render(APP_CHART, "--set", "redis.auth.password=a",
+                      "--set", "rabbitmq.auth.password=b", *args)  # fmt: skip
+        return {
+            name: sts["spec"]["template"]["metadata"]["annotations"]
+            for name, sts in _by_kind(objs, "StatefulSet").items()
+        }
+
+    base = annotations()
+    assert annotations() == base  # a fixed password renders the same every time
+    redis_password = annotations("--set", "redis.auth.password=c")
+    assert redis_password["recsys-redis"] != base["recsys-redis"]
+    assert redis_password["recsys-rabbitmq"] == base["recsys-rabbitmq"]
+    # RABBITMQ_DEFAULT_PASS only seeds an empty volume: a restart would change nothing.
+    assert annotations("--set", "rabbitmq.auth.password=d") == base
+    config = annotations("--set", "rabbitmq.extraConfiguration=channel_max = 8")
+    assert config["recsys-rabbitmq"] != base["recsys-rabbitmq"]
+    assert config["recsys-redis"] == base["recsys-redis"]
+
+
 def test_the_bitnami_persistence_key_still_sizes_the_valkey_volume(render: Render) -> None:
     objs = render(APP_CHART, "--set", "redis.master.persistence.size=8Gi")
     [claim] = _by_kind(objs, "StatefulSet")["recsys-redis"]["spec"]["volumeClaimTemplates"]
