@@ -244,7 +244,8 @@ def test_the_rendered_rabbitmq_config_and_user_work_on_a_real_node(
     }
     assert container_env["RABBITMQ_CONFIG_FILES"]["value"] == "/etc/rabbitmq/conf.d"
     ctl = [str(server.parent / "rabbitmqctl"), "-n", node]
-    subprocess.run([str(server), "-detached"], env=env, check=True, timeout=60)
+    # cwd: a node that fails to boot writes its crash dump there, not into the work tree.
+    subprocess.run([str(server), "-detached"], env=env, cwd=tmp_path, check=True, timeout=60)
     try:
         # The CLI fails at once while the node is not reachable yet: ask until it answers.
         deadline = time.monotonic() + 120
