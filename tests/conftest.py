@@ -46,10 +46,21 @@ def _answers(url: str, default_port: int) -> bool:
         return False
 
 
+# Ports handed out in this test process: a port is only free until something binds it, and
+# the kernel may hand the same one to two calls made before either binds (it did: a
+# deployment's api and its collector's probe port got one port, and the api failed to start).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now and never handed out before in this process."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def closed_port_url(scheme: str) -> str:
