@@ -234,6 +234,7 @@ def main() -> None:
     p.add_argument("--personal-weight", type=float, nargs="*", default=[1.0])
     p.add_argument("--prior-strength", type=float, nargs="*", default=[10.0])
     p.add_argument("--watched-weight", type=float, nargs="*", default=[0.3])
+    p.add_argument("--optimism", type=float, default=BanditPolicy.optimism)
     p.add_argument("--dislike-weight", type=float, default=-0.3)
     p.add_argument("--baseline", action="store_true")
     p.add_argument("--oracle", action="store_true", help="also rank by the true liked share")
@@ -271,6 +272,7 @@ def main() -> None:
                             prior_strength=s,
                             sampled_arms=args.sampled_arms,
                             concentration=args.concentration,
+                            optimism=args.optimism,
                         ),
                     )
                     if args.as_served:

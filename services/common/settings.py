@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     bandit_watched_weight: float = Field(0.3, ge=0, le=1)
     # (the prior's weight, in impressions)
     bandit_prior_strength: float = Field(2.0, gt=0)
+    # The prior's mean as a multiple of the population's reaction rate: how much better than
+    # the average impression an item nobody has reacted to yet is believed to be.
+    bandit_prior_optimism: float = Field(2.0, gt=0, le=10)
     # "mean": rank by each item's posterior mean; "thompson": by a posterior draw for the
     # items with reactions (rotates lists between users, costs precision: docs/quality.md).
     bandit_sampler: Literal["mean", "thompson"] = "mean"

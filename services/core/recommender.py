@@ -339,5 +339,6 @@ def bandit_policy(settings: Settings) -> BanditPolicy:
     return BanditPolicy(
         watched_weight=settings.bandit_watched_weight,
         prior_strength=settings.bandit_prior_strength,
+        optimism=settings.bandit_prior_optimism,
         sampled_arms=0 if settings.bandit_sampler == "mean" else BanditPolicy.sampled_arms,
     )

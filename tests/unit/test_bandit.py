@@ -15,7 +15,8 @@ from services.core.bandit import (
 )
 from services.core.colikes import conditional_rates
 
-MEANS = BanditPolicy(sampled_arms=0, watched_weight=0.0)
+# Plain means at the population's rate, no optimism: the arithmetic below stays readable.
+MEANS = BanditPolicy(sampled_arms=0, watched_weight=0.0, optimism=1.0)
 
 
 def stats(impressions: list[float], likes: list[float], dislikes: list[float] | None = None):  # type: ignore[no-untyped-def]
@@ -33,6 +34,24 @@ def test_the_posterior_moves_with_likes_and_ignored_impressions() -> None:
     # Untried keeps the prior (the population's rate); ignored sinks below it; liked rises.
     assert mean[1] < mean[0] < mean[2] < mean[3]
     assert mean[0] == np.float32((16 + 1) / (30 + 2))
+
+
+def test_optimism_puts_untried_items_above_mediocre_proven_ones_not_above_the_best() -> None:
+    counts = stats([0, 100, 100, 1000], [0, 7, 40, 0])
+    rate = (47 + 1) / (1200 + 2)  # the population's reactions per impression, 4%
+    plain = posterior(counts, MEANS)
+    hopeful = posterior(counts, BanditPolicy(sampled_arms=0, watched_weight=0.0))
+    plain_mean, mean = (a / (a + b) for a, b in (plain, hopeful))
+    assert mean[0] == np.float32(2 * rate)  # the default: twice the population's rate
+    assert plain_mean[1] > plain_mean[0]  # without optimism a 7% item beats an untried one
+    assert mean[2] > mean[0] > mean[1] > mean[3]  # with it, only the 40% item does
+
+
+def test_optimism_never_makes_a_prior_mean_of_one_or_more() -> None:
+    # Users reacting to nearly everything: twice the rate would be above 1.
+    counts = stats([0, 10, 10], [0, 9, 10])
+    a, b = posterior(counts, BanditPolicy(sampled_arms=0, watched_weight=0.0, optimism=5.0))
+    assert (b > 0).all() and 0.9 < a[0] / (a[0] + b[0]) < 1.0
 
 
 def test_exploitation_decays_on_items_many_users_ignored() -> None:
@@ -59,7 +78,7 @@ def test_ties_are_broken_at_random_not_by_position() -> None:
 
 
 def test_thompson_draws_rotate_the_liked_items_and_leave_ignored_ones_alone() -> None:
-    policy = BanditPolicy(sampled_arms=512)
+    policy = BanditPolicy(sampled_arms=512, optimism=1.0)
     counts = stats([20, 20, 20, 30], [8, 7, 6, 0])
     rng = np.random.default_rng(2)
     orders = {tuple(np.argsort(-thompson_keys(counts, policy, rng))[:3]) for _ in range(50)}
