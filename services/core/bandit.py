@@ -107,7 +107,7 @@ def posterior(stats: ItemStats, policy: BanditPolicy) -> tuple[FloatArray, Float
     shown = np.maximum(stats.impressions, reward)
     total_shown = float(shown.sum())
     rate = (float(reward.sum()) + 1.0) / (total_shown + 2.0)
-    # Never at or above 1 (a Beta needs b0 > 0): past a third, optimism closes half the gap.
+    # Never at or above 1 (a Beta needs b0 > 0): at most halfway from the rate to 1.
     prior_mean = min(policy.optimism * rate, (1.0 + rate) / 2.0)
     a0 = prior_mean * policy.prior_strength
     b0 = (1.0 - prior_mean) * policy.prior_strength
