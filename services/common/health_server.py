@@ -11,7 +11,8 @@ not be enough: the answer still waits for the loop's turns, which the flood make
 So the probes get a port of their own, served by a thread with its own event loop and its
 own Redis and broker connections (as controller-runtime's health probe address, neuro-san's
 probe server, vLLM's ``--health-port``). Threads share the GIL, and every socket call gives
-it up; a thread waiting for it gets it back within the switch interval (5 ms). So the
+it up; a thread waiting for it gets it back within the switch interval (0.5 ms in the
+serving processes, services/cli.py; Python's default 5 ms). So the
 answer must take few socket calls: the check runs in the background on this thread, once
 every ``refresh`` seconds, and a probe reads the latest result (accept, read, write: a few
 switch intervals, whatever the serving loop carries). A check answered from the probe's

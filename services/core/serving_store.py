@@ -16,6 +16,9 @@ from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
 from services.core.item_counts import COUNT_PAGE, MARK_CHANGED, CountChanges
 from services.core.ratings import decode_rating
 
+# (item id, count) pairs gathered page by page: what CountChanges keeps undecoded.
+type RawCountList = list[tuple[bytes, bytes | None]]
+
 # The header of a prefetched list: "<1 if ranked with a model, else 0>|<catalogue version>".
 # A list ranked for another catalogue (a /cleanup, new items) is never served.
 _HEADER_CHECK = """
@@ -302,7 +305,7 @@ class ServingStore:
         seq, reset = int(seq_raw or 0), int(reset_raw or 0)
         if reset > cursor:
             return None
-        counts: tuple[list[tuple[bytes, bytes | None]], ...] = ([], [], [])
+        counts: tuple[RawCountList, RawCountList, RawCountList] = ([], [], [])
         low = cursor
         while low < seq:
             page = cast(
@@ -339,7 +342,7 @@ class ServingStore:
                 into.extend(zip(items, values, strict=True))
             low = last
         users = await self.redis.pfcount(self.keys.users_shown)
-        return CountChanges(seq, False, (counts[0], counts[1], counts[2]), float(users))
+        return CountChanges(seq, False, counts, float(users))
 
     async def colikes(self, item_ids: Sequence[str], limit: int) -> list[list[tuple[str, float]]]:
         """Per item, its ``limit`` most co-liked items with their counts."""
