@@ -75,9 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=telemetry(settings),
     )
     app.state.settings = settings
-    # Added first, so it runs inside the common middleware (metrics, limits, CORS).
-    app.add_middleware(PrefetchedRecs, default_k=settings.default_k, max_k=settings.max_k)
-    install_common(app, service="api", settings=settings)
+    install_common(
+        app,
+        service="api",
+        settings=settings,
+        fast_lane=PrefetchedRecs(default_k=settings.default_k, max_k=settings.max_k),
+    )
     for module in (recs, catalogue, admin, health, demo):
         app.include_router(module.router)
     describe_errors(app)

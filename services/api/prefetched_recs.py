@@ -1,30 +1,30 @@
-"""GET /recs/{user_id} answered below the framework.
+"""GET /recs/{user_id} answered in front of the framework.
 
 Most /recs requests pop their page from a list ranked by an earlier request (one Redis
 step, no scoring), so the framework's routing, validation and serialisation would be most
-of their cost. This ASGI layer answers plain requests (an id and at most ``k``) with the
-same Recommender the route uses; everything else (explain, another query, an id the route
-would refuse, a Redis error) goes on to the FastAPI route, which applies the full rules and
-answers errors, so both paths share one contract.
-"""
+of their cost. This FastLane handler (services/common/fast_lane.py) answers plain requests
+(an id and at most ``k``) with the same Recommender the route uses; everything else
+(explain, another query, an id the route would refuse, a Redis error) goes on to the
+FastAPI route, which applies the full rules and answers errors, so both paths share one
+contract."""
 
 from __future__ import annotations
 
 import json
 import logging
 from types import SimpleNamespace
-from typing import Any
 
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from services.common.events import MAX_ID_LENGTH, refused_id
+from services.common.fast_lane import Answer, Decline
 from services.core.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
 PATH_PREFIX = "/recs/"
-# What MetricsMiddleware labels the request with (the route's own template).
+# What the metrics label the request with (the route's own template).
 ROUTE = SimpleNamespace(path_format="/recs/{user_id}")
 
 
@@ -42,52 +42,36 @@ def parse_request(path: str, query: bytes, default_k: int, max_k: int) -> tuple[
 
 
 class PrefetchedRecs:
-    def __init__(self, app: ASGIApp, default_k: int, max_k: int) -> None:
-        self.app = app
+    """The api's FastLane handler (services.common.fast_lane)."""
+
+    method = "GET"
+    route = ROUTE
+
+    def __init__(self, default_k: int, max_k: int) -> None:
         self.default_k = default_k
         self.max_k = max_k
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
-            or not scope["path"].startswith(PATH_PREFIX)
-        ):
-            await self.app(scope, receive, send)
-            return
+    def takes(self, path: str) -> bool:
+        return path.startswith(PATH_PREFIX)
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer | Decline:
         parsed = parse_request(scope["path"], scope["query_string"], self.default_k, self.max_k)
         recommender: Recommender | None = getattr(scope["app"].state, "recommender", None)
         if parsed is None or recommender is None:
-            await self.app(scope, receive, send)
-            return
+            return Decline(receive)
         user_id, k = parsed
         try:
             result = await recommender.recommend(user_id, k)
         except RedisError:
             # Nothing was recorded: the route tries again and answers 503 with the reason.
-            await self.app(scope, receive, send)
-            return
+            return Decline(receive)
         except Exception:
             # Never a dropped connection: the route ranks again and, if it fails the same
             # way, the error handlers answer with a JSON body.
             log.exception("lean /recs path failed for %r; handing over to the route", user_id)
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = ROUTE
-        await _send_json(send, {"item_ids": result.item_ids})
-
-
-async def _send_json(send: Send, content: dict[str, Any]) -> None:
-    # Byte for byte what FastAPI's JSONResponse sends for the same content.
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-length", str(len(body)).encode()),
-                (b"content-type", b"application/json"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            return Decline(receive)
+        # Byte for byte what FastAPI's JSONResponse sends for the same content.
+        body = json.dumps(
+            {"item_ids": result.item_ids}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        return Answer(200, body)

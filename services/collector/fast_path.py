@@ -2,8 +2,9 @@
 
 Profiled under wrk (docs/benchmarks.md, section 2), routing, dependency solving, exit
 stacks, the JSON round trip through Python objects and response rendering took about half
-of the collector's CPU per event. This middleware answers the common case itself: a body
-sent as ``application/json`` that validates goes from pydantic-core straight to the broker.
+of the collector's CPU per event. This FastLane handler (services/common/fast_lane.py)
+answers the common case itself: a body sent as ``application/json`` that validates goes
+from pydantic-core straight to the broker.
 
 Anything else - other paths or methods, other content types, a body that does not
 validate - is passed on to the FastAPI app with the body replayed, so the error answers
@@ -11,82 +12,70 @@ validate - is passed on to the FastAPI app with the body replayed, so the error 
 of accepted events stays the route's (pydantic-core's JSON parser refuses a few bodies
 Python's json accepts, e.g. a UTF-8 BOM; those take the route).
 
-It is added innermost, inside the middleware of services.common.http: metrics, the
-concurrency and body size limits and CORS apply to it unchanged.
+The lane in front of the middleware of services.common.http does for its answers what that
+middleware does (metrics, a request slot, the body limit, CORS's Vary header).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from services.collector.accept import EVENT_JSON, RefusedEventError, accept
 from services.common.broker import BrokerUnavailableError, Publisher
 from services.common.events import InteractEvent
+from services.common.fast_lane import GONE, Answer, Decline
 from services.common.http import error_body
 
 PATH = "/interact"
 _JSON = b"application/json"
-_OK_HEADERS = [(b"content-type", b"application/json")]
 _EVENT_KEYS = [f'"{name}"'.encode() for name in InteractEvent.model_fields]
 
 
 class InteractFastPath:
-    """Serves valid JSON ``POST /interact`` requests; passes every other request on."""
+    """The collector's FastLane handler: valid JSON ``POST /interact`` requests."""
 
-    def __init__(self, app: ASGIApp, route: Any) -> None:
-        self.app = app
-        # The FastAPI route of /interact: set as scope["route"] so MetricsMiddleware labels
-        # these requests "/interact" exactly as when the router matched them.
+    method = "POST"
+
+    def __init__(self, route: Any) -> None:
+        # The FastAPI route of /interact: the metrics label these requests "/interact"
+        # exactly as when the router matched them.
         self.route = route
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != PATH
-            or scope["method"] != "POST"
-            or not _is_plain_json(scope)
-        ):
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = self.route
+    def takes(self, path: str) -> bool:
+        return path == PATH
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer | Decline | object:
+        if not _is_plain_json(scope):
+            return Decline(receive)
         body = await _read_body(receive)
-        if body is None:  # the client left, or BodySizeLimit cut the body off: no answer
-            return
+        if body is None:  # the client left: no answer
+            return GONE
         if _may_repeat_a_key(body):
             # pydantic-core keeps the last of repeated keys; the route refuses them (422).
-            await self.app(scope, _replay(body, receive), send)
-            return
+            return Decline(_replay(body, receive))
         try:
             event = EVENT_JSON.validate_json(body)
         except ValidationError:
             # The route re-parses it and answers with the documented error body.
-            await self.app(scope, _replay(body, receive), send)
-            return
+            return Decline(_replay(body, receive))
         state = scope["app"].state
         publisher: Publisher = state.publisher
         try:
             message_id = await accept(event, publisher, state.settings.feedback_types)
         except RefusedEventError:
             # The route checks again and answers with the documented error body.
-            await self.app(scope, _replay(body, receive), send)
-            return
+            return Decline(_replay(body, receive))
         except BrokerUnavailableError as error:
-            await JSONResponse(error_body(str(error)), status_code=503)(scope, receive, send)
-            return
+            reason = error_body(str(error))
+            return Answer(
+                503, json.dumps(reason, ensure_ascii=False, separators=(",", ":")).encode()
+            )
         # Same bytes as the route's JSONResponse({"status": "ok", "event_id": ...}).
-        content = b'{"status":"ok","event_id":"' + message_id.encode() + b'"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(len(content)).encode()), *_OK_HEADERS],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+        return Answer(200, b'{"status":"ok","event_id":"' + message_id.encode() + b'"}')
 
 
 def _may_repeat_a_key(body: bytes) -> bool:

@@ -49,10 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(interact.router)
     app.include_router(health.router)
-    # Added first, so innermost: the shared middleware below wraps the fast path as well.
     [route] = [r for r in interact.router.routes if getattr(r, "path", None) == PATH]
-    app.add_middleware(InteractFastPath, route=route)
-    install_common(app, service="collector", settings=settings)
+    install_common(
+        app, service="collector", settings=settings, fast_lane=InteractFastPath(route=route)
+    )
     describe_errors(app)
     _document_actions(app, sorted(settings.feedback_types))
     return app

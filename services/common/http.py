@@ -12,21 +12,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, OVERLOAD_REJECTIONS
+from services.common.fast_lane import CLIENT_CLOSED_REQUEST, FastLane, LaneHandler
+from services.common.metrics import OVERLOAD_REJECTIONS, RequestMetrics
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-
-# nginx's code for a request whose client closed the connection before the answer.
-CLIENT_CLOSED_REQUEST = 499
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
@@ -39,12 +37,9 @@ def telemetry(settings: Settings) -> TelemetryConfig | None:
 class MetricsMiddleware:
     """Counts and times every request by route template (bounded label values)."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
         self.app = app
-        self.service = service
-        # The labelled series by (route, method, status): labels() validates and locks on
-        # every call, three times the cost of inc() + observe() (measured on /interact).
-        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,15 +73,7 @@ class MetricsMiddleware:
             route = scope.get("route")
             # path_format drops converters ("{user_id:path}" -> "{user_id}"): stable labels.
             path = str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
-            key = (path, scope["method"], status)
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = (
-                    HTTP_REQUESTS.labels(self.service, path, scope["method"], str(status)),
-                    HTTP_LATENCY.labels(self.service, path),
-                )
-            series[0].inc()
-            series[1].observe(time.perf_counter() - start)
+            self.metrics.observe(path, scope["method"], status, start)
 
 
 class CORS(CORSMiddleware):
@@ -129,18 +116,18 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = chunked = False
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.limit:
                     await _too_large(self.limit)(scope, receive, send)
                     return
-                declared = True
             elif name == b"transfer-encoding":
                 chunked = True
-        if declared and not chunked:
+        if not chunked:
             # HTTP/1.1 framing: the server hands over exactly Content-Length bytes, checked
-            # above, so there is nothing to count (and no wrappers to pay for per request).
+            # above, or none without it (a GET), so there is nothing to count (and no
+            # wrappers to pay for per request).
             await self.app(scope, receive, send)
             return
         received = 0
@@ -184,12 +171,18 @@ class ConcurrencyLimit:
     EXEMPT = frozenset({"/healthcheck", "/metrics"})
 
     def __init__(
-        self, app: ASGIApp, max_concurrent: int, max_waiting: int, max_wait: float
+        self,
+        app: ASGIApp,
+        max_concurrent: int,
+        max_waiting: int,
+        max_wait: float,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.app = app
         self.max_waiting = max_waiting
         self.max_wait = max_wait
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # Shared with the service's FastLane, whose requests hold the same slots.
+        self._slots = slots or asyncio.Semaphore(max_concurrent)
         self._waiting = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -258,8 +251,14 @@ def error_body(message: str, details: Any = None) -> dict[str, Any]:
     return body
 
 
-def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
-    """Add CORS, metrics, body and concurrency limits, JSON errors and GET /metrics."""
+def install_common(
+    app: FastAPI, *, service: str, settings: Settings, fast_lane: LaneHandler | None = None
+) -> None:
+    """Add CORS, metrics, body and concurrency limits, JSON errors and GET /metrics; with
+    ``fast_lane``, its requests are answered in front of all of it (services.common.fast_lane).
+    """
+    requests = RequestMetrics(service)
+    slots = asyncio.Semaphore(settings.max_concurrent_requests)
     origins = settings.cors_origin_list
     # The admin token header only for origins named one by one: a page of any site (the
     # default "*") may send feedback and read recommendations, never administer.
@@ -284,8 +283,19 @@ def install_common(app: FastAPI, *, service: str, settings: Settings) -> None:
         max_concurrent=settings.max_concurrent_requests,
         max_waiting=settings.max_waiting_requests,
         max_wait=settings.max_wait_seconds,
+        slots=slots,
     )
-    app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(MetricsMiddleware, metrics=requests)
+    if fast_lane is not None:
+        build_stack = app.build_middleware_stack
+
+        def build_with_lane() -> ASGIApp:
+            return FastLane(
+                build_stack(), fast_lane, metrics=requests, slots=slots, body_limit=MAX_BODY_BYTES
+            )
+
+        # Starlette builds the stack on the first request; the lane goes around all of it.
+        app.build_middleware_stack = build_with_lane  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

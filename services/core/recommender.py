@@ -7,6 +7,7 @@ step (no scoring) until it runs out, a rating of the user empties it, or it cann
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +105,7 @@ class Recommender:
         self.personal_weight = personal_weight
         self._variants_of: Snapshot | None = None
         self._variants_state: ServingState | None = None
-        self._variants: dict[int, list[Ranked]] = {}
+        self._variants: dict[int, list[tuple[Ranked, list[str]]]] = {}
 
     async def recommend(self, user_id: str, k: int) -> Recommendation:
         """k items for the user; from the prefetched list when it can fill k."""
@@ -119,14 +120,14 @@ class Recommender:
                 # Nothing to read about this user: rank from the population's evidence.
                 _PREFETCH_NEW_USER.inc()
                 snapshot = await self.counts.get(state)
-                ranked = self._new_user_ranking(state, snapshot, user_id, k)
-                return await self._serve(user_id, k, state, ranked, feedback_seq="0")
+                ranked, entries = self._new_user_ranking(state, snapshot, user_id, k)
+                return await self._serve(user_id, k, state, ranked, "0", entries)
         _PREFETCH_MISS.inc()
         return await self.rank(user_id, k)
 
     def _new_user_ranking(
         self, state: ServingState, snapshot: Snapshot, user_id: str, k: int
-    ) -> Ranked:
+    ) -> tuple[Ranked, list[str]]:
         """A ranking for a user with no history: the first NEW_USER_VARIANTS of each counts
         snapshot are ranked (each with its own tie order and exploration), later users of
         the same snapshot get one of them at random. Bounds the scoring a crowd of newcomers
@@ -137,9 +138,11 @@ class Recommender:
             self._variants = {}
         pool = self._variants.setdefault(k, [])
         if len(pool) < NEW_USER_VARIANTS:
-            pool.append(self._rank(state, snapshot, user_id, NO_HISTORY, [], k))
+            ranked = self._rank(state, snapshot, user_id, NO_HISTORY, [], k)
+            pool.append((ranked, self._entries(state, ranked)))
             return pool[-1]
-        return pool[int(np.random.default_rng().integers(len(pool)))]
+        # random, not a numpy Generator: seeding one from the OS costs ~20 us per request.
+        return random.choice(pool)
 
     async def rank(self, user_id: str, k: int) -> Recommendation:
         """Rank afresh from the live history; answer k, keep the next pages prefetched."""
@@ -228,13 +231,20 @@ class Recommender:
         return ranked
 
     async def _serve(
-        self, user_id: str, k: int, state: ServingState, ranked: Ranked, feedback_seq: str
+        self,
+        user_id: str,
+        k: int,
+        state: ServingState,
+        ranked: Ranked,
+        feedback_seq: str,
+        entries: list[str] | None = None,
     ) -> Recommendation:
         """Answer the first k still unseen, record them as shown, keep the rest as the next
-        pages (all in one atomic step, so parallel requests never show an item twice)."""
+        pages (all in one atomic step, so parallel requests never show an item twice).
+        ``entries``: the ranking's stored entries, when already built."""
         answered = await self.store.record_impressions(
             user_id,
-            self._entries(state, ranked),
+            self._entries(state, ranked) if entries is None else entries,
             k,
             reset=ranked.impressions_exhausted,
             catalogue_version=state.catalogue_version,

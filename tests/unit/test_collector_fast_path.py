@@ -1,4 +1,5 @@
-"""The lean POST /interact path in isolation: what it answers itself and what it passes on."""
+"""The lean POST /interact path in isolation: what it answers itself and what it passes on
+(through the FastLane that carries it, services/common/fast_lane.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from services.collector.fast_path import InteractFastPath
 from services.common.broker import BrokerUnavailableError
+from services.common.fast_lane import FastLane
+from services.common.http import MAX_BODY_BYTES
+from services.common.metrics import RequestMetrics
 from services.common.settings import Settings
 
 EVENT = {"user_id": "u", "item_ids": ["i"], "actions": ["like"], "timestamp": 1726148676.5}
@@ -41,6 +45,16 @@ class Inner:
         await send({"type": "http.response.body", "body": b""})
 
 
+def lane(inner: Inner, route: Any) -> FastLane:
+    return FastLane(
+        inner,
+        InteractFastPath(route=route),
+        metrics=RequestMetrics("test"),
+        slots=asyncio.Semaphore(4),
+        body_limit=MAX_BODY_BYTES,
+    )
+
+
 def call(
     body: bytes,
     *,
@@ -51,8 +65,8 @@ def call(
     chunks: int = 1,
 ) -> tuple[Inner, list[Message], dict[str, Any]]:
     inner = Inner()
-    route = object()
-    app = InteractFastPath(inner, route=route)
+    route = SimpleNamespace(path="/interact")
+    app = lane(inner, route)
     state = SimpleNamespace(publisher=publisher or FakePublisher(), settings=Settings())
     scope: dict[str, Any] = {
         "type": "http",
@@ -130,7 +144,7 @@ def test_broker_refusal_is_a_503_json_error() -> None:
 
 def test_client_gone_before_the_body_ends_gets_no_answer() -> None:
     inner = Inner()
-    app = InteractFastPath(inner, route=object())
+    app = lane(inner, SimpleNamespace(path="/interact"))
     scope = {
         "type": "http",
         "path": "/interact",
