@@ -17,12 +17,24 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fixture import serving_instance
-from bench.lib import ROOT, free_port, interleaved, log, paired_ratio, summarise, wrk
+from bench.lib import (
+    ROOT,
+    WrkResult,
+    cpu_seconds,
+    free_port,
+    interleaved,
+    log,
+    paired_ratio,
+    summarise,
+    wrk,
+)
 
 FIXES = ROOT / "bench" / "fixes"
 
@@ -78,14 +90,28 @@ def main() -> None:
         script = "recs.lua" if args.target == "recs" else "interact.lua"
         for url in (before_url, after_url):  # warm up: loads the model
             wrk(url, script, seconds=2)
+        cpu: dict[str, list[float]] = {"before": [], "after": []}
+
+        def measured(name: str, pid: int, url: str) -> Callable[[], WrkResult]:
+            # CPU per request of the process under test: unlike req/s, it hardly moves with
+            # what else the two cores are doing during the round.
+            def run() -> WrkResult:
+                used = cpu_seconds(pid)
+                result = wrk(url, script, seconds=args.seconds)
+                cpu[name].append((cpu_seconds(pid) - used) / max(1, result.ok) * 1e6)
+                return result
+
+            return run
+
         results = interleaved(
             args.rounds,
             {
-                "before": lambda: wrk(before_url, script, seconds=args.seconds),
-                "after": lambda: wrk(after_url, script, seconds=args.seconds),
+                "before": measured("before", before.pid, before_url),
+                "after": measured("after", after.pid, after_url),
             },
         )
         ratio = paired_ratio(results["after"], results["before"])
+        cpu_us = {name: median(values) for name, values in cpu.items()}
         record = {
             "name": args.name,
             "note": args.note,
@@ -94,12 +120,14 @@ def main() -> None:
             "before": summarise(results["before"]),
             "after": summarise(results["after"]),
             "speedup": ratio,
+            "cpu_us_per_request": cpu_us,
         }
         FIXES.mkdir(parents=True, exist_ok=True)
         (FIXES / f"{args.name}.json").write_text(json.dumps(record, indent=1))
         log(
             f"{args.name}: before {record['before']['ok_rps']:,.0f} req/s, "
-            f"after {record['after']['ok_rps']:,.0f} req/s, x{ratio['median']:.2f}"
+            f"after {record['after']['ok_rps']:,.0f} req/s, x{ratio['median']:.2f}; CPU per "
+            f"request {cpu_us['before']:.0f} -> {cpu_us['after']:.0f} us"
         )
     finally:
         for child in children:

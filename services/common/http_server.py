@@ -27,7 +27,7 @@ import resource
 from typing import Any
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from services.common.metrics import HTTP_CONNECTIONS_CLOSED
@@ -115,6 +115,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         self.idle.pop(self, None)
         super().on_headers_complete()
+        cycle = self.cycle  # this request's, unless an upgrade returned early
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = OneWriteResponse(self.transport, cycle)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -143,6 +146,46 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class OneWriteResponse:
+    """One request's view of the connection: the response's status line and headers leave
+    in the same write as its first body bytes.
+
+    uvicorn writes them on ``http.response.start`` and the body on ``http.response.body``:
+    two send() calls per answer, the largest share of a prefetched /recs's event-loop time
+    under wrk (py-spy: 18% and 9%). Holding the header block until the body comes costs
+    nothing (the ASGI app sends both in one go) and saves a system call per response.
+    """
+
+    __slots__ = ("_cycle", "_held", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif not self._started and self._cycle.response_started:
+            # The header block: the first write once the response has started (a 100
+            # Continue goes before it). A HEAD answer has no body write to carry it.
+            self._started = True
+            if self._cycle.scope["method"] != "HEAD":
+                self._held = data
+                return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._transport.write(self._held)
+            self._held = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def guarded_protocol(

@@ -1,0 +1,56 @@
+"""A response's header block leaves in one write with its first body bytes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from services.common.http_server import OneWriteResponse
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def connection(method: str = "GET") -> tuple[Transport, Any, OneWriteResponse]:
+    transport = Transport()
+    cycle = SimpleNamespace(response_started=False, scope={"method": method})
+    return transport, cycle, OneWriteResponse(transport, cycle)  # type: ignore[arg-type]
+
+
+def test_headers_and_body_leave_in_one_write_and_later_chunks_on_their_own() -> None:
+    transport, cycle, view = connection()
+    view.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response: not held
+    cycle.response_started = True
+    view.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    view.write(b"body")
+    view.write(b"more")
+    assert transport.writes[1:] == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"more"]
+
+
+def test_a_head_answer_is_written_at_once() -> None:
+    transport, cycle, view = connection("HEAD")
+    cycle.response_started = True
+    view.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"]
+
+
+def test_closing_sends_what_is_held_first_and_the_rest_is_the_transport() -> None:
+    transport, cycle, view = connection()
+    cycle.response_started = True
+    view.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    view.close()
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and transport.closed
+    assert view.is_closing()
