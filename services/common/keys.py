@@ -51,14 +51,16 @@ class Keys:
 
     @property
     def item_counts_changes(self) -> str:
-        """ZSET item id -> the ``item_counts_seq`` of its latest count change: what an api
-        replica reads to bring its copy of the counts up to date, instead of all of them."""
+        """ZSET of the items each count change moved (their ids joined by newlines) ->
+        its ``item_counts_seq``: what an api replica reads to bring its copy of the counts
+        up to date, instead of all of them (services/core/item_counts.py)."""
         return f"{self.prefix}items:counts:changes"
 
     @property
     def item_counts_reset(self) -> str:
-        """The ``item_counts_seq`` of the latest wipe of counts (a /cleanup, the log cut):
-        a replica whose copy is older reads every count again."""
+        """The ``item_counts_seq`` of the latest wipe of counts (a /cleanup, the ratings
+        log cut) or cut of the change log: a replica whose copy is older reads every count
+        again."""
         return f"{self.prefix}items:counts:reset"
 
     @property

@@ -17,9 +17,9 @@ from services.core.item_counts import MARK_CHANGED
 # A call pairs at most ``budget`` co-likes: a history of hundreds of likes sent in one event
 # must not hold Redis for long (its later likes are then counted, not paired).
 # KEYS: rated, prefetched list, feedback seq, active users, item likes, item dislikes,
-# recent likes, item counts seq, item counts changes. ARGV: (item, action, ts)..., roles
-# ("like=positive,..."), pair budget, co-likes kept, recent likes kept, co-likes key prefix,
-# user, latest ts.
+# recent likes, item counts seq, item counts changes, item counts reset. ARGV: (item,
+# action, ts)..., roles ("like=positive,..."), pair budget, co-likes kept, recent likes
+# kept, co-likes key prefix, user, latest ts.
 APPLY_RATINGS = (
     MARK_CHANGED
     + """
@@ -78,7 +78,7 @@ for i = 1, #ARGV - 7, 3 do
     end
   end
 end
-mark_changed(KEYS[8], KEYS[9], counted)
+mark_changed(KEYS[8], KEYS[9], KEYS[10], counted)
 return 1
 """
 )

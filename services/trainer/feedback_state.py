@@ -77,6 +77,7 @@ class FeedbackState:
                     self.keys.recent_likes(user),
                     self.keys.item_counts_seq,
                     self.keys.item_counts_changes,
+                    self.keys.item_counts_reset,
                 ],
                 args=[
                     *args,

@@ -15,7 +15,7 @@ from services.common.keys import Keys
 from services.common.settings import Settings
 from services.core import serving_store
 from services.core.bandit import BanditPolicy
-from services.core.item_counts import CountChanges, apply_changes
+from services.core.item_counts import CHANGE_LOG_KEPT, CountChanges, apply_changes
 from services.core.live_counts import ItemStatsCache
 from services.core.serving_state import ServingState
 from services.core.serving_store import ServingStore
@@ -74,6 +74,34 @@ def test_a_wipe_after_the_cursor_means_reading_everything(settings: Settings) ->
     after = asyncio.run(scenario())
     assert after.complete
     assert after.impressions == {"i5": 1.0}
+
+
+def test_a_replica_behind_the_cut_of_the_change_log_reads_everything(settings: Settings) -> None:
+    keys = Keys(settings.key_prefix)
+
+    async def scenario() -> tuple[CountChanges, CountChanges, int]:
+        redis = Redis.from_url(settings.redis_server_url)
+        try:
+            store = ServingStore(redis, keys)
+            await _show(store, "ann", ["i1"])
+            behind = (await store.item_count_changes(None)).cursor
+            # As if CHANGE_LOG_KEPT more changes were logged since: the next one cuts.
+            cut_at = -(-(behind + CHANGE_LOG_KEPT + 2) // 1000) * 1000
+            await redis.set(keys.item_counts_seq, cut_at - 1)
+            await _show(store, "bob", ["i5"])
+            recent = await store.item_count_changes(cut_at - CHANGE_LOG_KEPT)
+            return (
+                await store.item_count_changes(behind),
+                recent,
+                await redis.zcard(keys.item_counts_changes),
+            )
+        finally:
+            await redis.aclose()
+
+    after_cut, recent, logged = asyncio.run(scenario())
+    assert after_cut.complete and after_cut.impressions == {"i1": 1.0, "i5": 1.0}
+    assert not recent.complete and recent.impressions == {"i5": 1.0}
+    assert logged == 1  # ann's entry was cut
 
 
 def test_cleared_ratings_reach_a_replica_that_read_them_before(
@@ -139,7 +167,7 @@ def test_changes_are_read_page_by_page_and_none_is_missed(
 ) -> None:
     """Pages of 3 over stamps of 2, 2, 5 (more than a page) and 1 items; between the first
     two pages another client shows the first two items again."""
-    monkeypatch.setattr(serving_store, "COUNT_PAGE", 3)
+    monkeypatch.setattr(serving_store, "COUNT_PAGE", 1)
 
     async def scenario() -> tuple[CountChanges, CountChanges, CountChanges]:
         redis = Redis.from_url(settings.redis_server_url)
