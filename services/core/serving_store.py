@@ -34,11 +34,11 @@ end
 # twice. One SMISMEMBER and one HMGET for all of them (Redis 6.2+): a call from Lua costs
 # about a microsecond of Redis time of its own, and a page used to make three per entry.
 _SHOWABLE = """
-local function showable(entries, k, shown, rated, check_shown, out, taken)
+local function showable(entries, k, shown, rated, out, taken)
   if #entries == 0 then return end
   local items = {}
   for i, entry in ipairs(entries) do items[i] = string.sub(entry, 2) end
-  local seen = check_shown and redis.call('SMISMEMBER', shown, unpack(items)) or {}
+  local seen = redis.call('SMISMEMBER', shown, unpack(items))
   local ratings = redis.call('HMGET', rated, unpack(items))
   for i, item in ipairs(items) do
     if #out >= k then return end
@@ -86,7 +86,7 @@ local out, taken = {}, {}
 while #out < k do
   local entries = redis.call('LPOP', queue, k - #out)
   if not entries then break end
-  showable(entries, k, shown, rated, true, out, taken)
+  showable(entries, k, shown, rated, out, taken)
 end
 if #out < k then
   redis.call('DEL', queue)
@@ -119,7 +119,7 @@ while #out < k and i <= #ARGV do
   local last = math.min(#ARGV, i + k - #out - 1)
   local entries = {}
   for j = i, last do entries[#entries + 1] = ARGV[j] end
-  showable(entries, k, shown, rated, true, out, taken)
+  showable(entries, k, shown, rated, out, taken)
   i = last + 1
 end
 if #out > 0 then
