@@ -8,7 +8,7 @@ step (no scoring) until it runs out, a rating of the user empties it, or it cann
 from __future__ import annotations
 
 import asyncio
-import random
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,7 @@ from services.core.bandit import (
 )
 from services.core.colikes import NEIGHBOURS_PER_LIKE, RECENT_LIKES, conditional_rates
 from services.core.live_counts import ItemStatsCache
+from services.core.new_user_variants import NewUserVariants
 from services.core.ranking import (
     SOURCE_EXPLORATION,
     SOURCE_MODEL,
@@ -69,7 +70,7 @@ def _decode(entries: list[bytes]) -> tuple[list[str], list[str]]:
     return item_ids, sources
 
 
-# Rankings kept per counts snapshot for users with no history (``_new_user_ranking``).
+# Rankings shared by users with no history (services/core/new_user_variants.py).
 NEW_USER_VARIANTS = 8
 # Below any real difference of two posterior means, above float32 noise.
 TIE_BREAK = 1e-6
@@ -104,9 +105,9 @@ class Recommender:
         self.prefetch_pages = prefetch_pages
         self.policy = policy or BanditPolicy()
         self.personal_weight = personal_weight
-        self._variants_of: Snapshot | None = None
-        self._variants_state: ServingState | None = None
-        self._variants: dict[int, list[asyncio.Future[tuple[Ranked, list[str]]]]] = {}
+        self._new_users: NewUserVariants[tuple[Ranked, list[str]]] = NewUserVariants(
+            NEW_USER_VARIANTS
+        )
 
     async def recommend(self, user_id: str, k: int) -> Recommendation:
         """k items for the user; from the prefetched list when it can fill k."""
@@ -121,43 +122,15 @@ class Recommender:
                 # Nothing to read about this user: rank from the population's evidence.
                 _PREFETCH_NEW_USER.inc()
                 snapshot = await self.counts.get(state)
-                ranked, entries = await self._new_user_ranking(state, snapshot, user_id, k)
+                ranked, entries = await self._new_users.get(
+                    state,
+                    snapshot,
+                    k,
+                    functools.partial(self._new_user_variant, state, snapshot, user_id, k),
+                )
                 return await self._serve(user_id, k, state, ranked, "0", entries)
         _PREFETCH_MISS.inc()
         return await self.rank(user_id, k)
-
-    async def _new_user_ranking(
-        self, state: ServingState, snapshot: Snapshot, user_id: str, k: int
-    ) -> tuple[Ranked, list[str]]:
-        """A ranking for a user with no history: the first NEW_USER_VARIANTS of each counts
-        snapshot are ranked (each with its own tie order and exploration), later users of
-        the same snapshot get one of them at random. Bounds the scoring a crowd of newcomers
-        costs (a fresh ranking is ~8 ms) without freezing anything for longer than a copy
-        of the counts lives (``live_counts_max_age``).
-
-        Ranked in a worker thread (numpy lets go of the GIL, and the loop gets it back every
-        0.5 ms): ranked on the event loop, the burst at each new copy of the counts held
-        every other request for tens of milliseconds (the serving benchmark's p99)."""
-        if self._variants_of is not snapshot or self._variants_state is not state:
-            self._variants_of, self._variants_state = snapshot, state
-            self._variants = {}
-        pool = self._variants.setdefault(k, [])
-        variant: asyncio.Future[tuple[Ranked, list[str]]]
-        if len(pool) < NEW_USER_VARIANTS:
-            variant = asyncio.ensure_future(
-                asyncio.to_thread(self._new_user_variant, state, snapshot, user_id, k)
-            )
-            pool.append(variant)
-        else:
-            # random, not a numpy Generator: seeding one from the OS costs ~20 us.
-            variant = random.choice(pool)
-        try:
-            # Shielded: a request that goes away must not cancel the others' ranking.
-            return await asyncio.shield(variant)
-        except Exception:
-            if variant in pool:  # the next user ranks again instead
-                pool.remove(variant)
-            raise
 
     def _new_user_variant(
         self, state: ServingState, snapshot: Snapshot, user_id: str, k: int
