@@ -423,7 +423,7 @@ def serving_limits(r: dict[str, Any]) -> list[str]:
         "`explain`, odd queries and errors take the FastAPI route). A rating empties the "
         "user's list in the trainer's ingest script, so the next request ranks with it "
         "(freshness below). Users with no history share 8 rankings per copy of the bandit's "
-        "counts, ranked in a worker thread, as every fresh ranking is. The "
+        "counts, ranked one at a time in a worker thread. The "
         "trainer prefetches the lists of the most recently active users after it publishes "
         f"a model; for this benchmark all {s['users']:,} users were prefetched in "
         f"{s.get('prefetch_seconds', 0):.0f} s before the rounds; their lists took "
@@ -447,8 +447,9 @@ def serving_limits(r: dict[str, Any]) -> list[str]:
         "per request 130 -> 122 us, `bench/ab.py`); the pop script's Redis time about "
         "halved (96-129 -> 50-75 us per pop, `INFO commandstats`): the count change log "
         "takes one entry per write instead of one ZADD per shown item, and shown and rated "
-        "are checked with one SMISMEMBER and one HMGET per page; fresh rankings run in a "
-        "worker thread instead of holding the event loop. What is left in the profile is uvicorn's "
+        "are checked with one SMISMEMBER and one HMGET per page; new users' rankings run in "
+        "a worker thread instead of holding the event loop. What is left in the profile is "
+        "uvicorn's "
         "own request handling and socket writes (the same work hello does), one Redis round "
         "trip, and the fresh rankings of users whose list ran out.",
         "",

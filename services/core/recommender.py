@@ -7,7 +7,6 @@ step (no scoring) until it runs out, a rating of the user empties it, or it cann
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from dataclasses import dataclass
 
@@ -141,16 +140,17 @@ class Recommender:
     async def rank(self, user_id: str, k: int) -> Recommendation:
         """Rank afresh from the live history; answer k, keep the next pages prefetched."""
         state, snapshot, view, neighbours = await self._read(user_id)
-        # In a worker thread, as new users' variants are: a ranking is ~4 ms of scoring
-        # that would hold every other request on the event loop.
-        ranked = await asyncio.to_thread(self._rank, state, snapshot, user_id, view, neighbours, k)
+        # On the event loop, unlike new users' variants: rankings are most requests of cold
+        # users, and a thread ranking beside the loop made both wait for the GIL (online
+        # benchmark, seed 0: /recs mean 18.4 ms and p99 129 ms with one, 10.6 and 61 without).
+        ranked = self._rank(state, snapshot, user_id, view, neighbours, k)
         return await self._serve(user_id, k, state, ranked, view.feedback_seq)
 
     async def prefetch(self, user_id: str, k: int, ttl: float) -> int:
         """Rank the user's next pages and store them all for ``ttl`` seconds, nothing shown;
         returns how many."""
         state, snapshot, view, neighbours = await self._read(user_id)
-        ranked = await asyncio.to_thread(self._rank, state, snapshot, user_id, view, neighbours, k)
+        ranked = self._rank(state, snapshot, user_id, view, neighbours, k)
         if ranked.impressions_exhausted:
             return 0
         await self.store.record_impressions(
