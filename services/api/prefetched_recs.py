@@ -10,7 +10,6 @@ contract."""
 
 from __future__ import annotations
 
-import json
 import logging
 from types import SimpleNamespace
 
@@ -70,8 +69,4 @@ class PrefetchedRecs:
             # way, the error handlers answer with a JSON body.
             log.exception("lean /recs path failed for %r; handing over to the route", user_id)
             return Decline(receive)
-        # Byte for byte what FastAPI's JSONResponse sends for the same content.
-        body = json.dumps(
-            {"item_ids": result.item_ids}, ensure_ascii=False, separators=(",", ":")
-        ).encode()
-        return Answer(200, body)
+        return Answer.json(200, {"item_ids": result.item_ids})

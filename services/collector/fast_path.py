@@ -18,7 +18,6 @@ middleware does (metrics, a request slot, the body limit, CORS's Vary header).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -70,10 +69,7 @@ class InteractFastPath:
             # The route checks again and answers with the documented error body.
             return Decline(_replay(body, receive))
         except BrokerUnavailableError as error:
-            reason = error_body(str(error))
-            return Answer(
-                503, json.dumps(reason, ensure_ascii=False, separators=(",", ":")).encode()
-            )
+            return Answer.json(503, error_body(str(error)))
         # Same bytes as the route's JSONResponse({"status": "ok", "event_id": ...}).
         return Answer(200, b'{"status":"ok","event_id":"' + message_id.encode() + b'"}')
 

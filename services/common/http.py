@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.fast_lane import CLIENT_CLOSED_REQUEST, FastLane, LaneHandler
-from services.common.metrics import OVERLOAD_REJECTIONS, RequestMetrics
+from services.common.metrics import OVERLOAD_REJECTIONS, RequestMetrics, route_label
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,7 @@ class MetricsMiddleware:
                 # The client left before the answer (nginx's 499), which then went nowhere:
                 # neither a server error (500) nor a bad body (the route's 400).
                 status = CLIENT_CLOSED_REQUEST
-            route = scope.get("route")
-            # path_format drops converters ("{user_id:path}" -> "{user_id}"): stable labels.
-            path = str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
-            self.metrics.observe(path, scope["method"], status, start)
+            self.metrics.observe(route_label(scope.get("route")), scope["method"], status, start)
 
 
 class CORS(CORSMiddleware):

@@ -90,6 +90,12 @@ def record_model(version: str, family: str, metrics: dict[str, float], trained_a
         MODEL_HOLDOUT.labels(metric).set(value)
 
 
+def route_label(route: object) -> str:
+    """What a request is labelled with: its route's template. path_format drops converters
+    ("{user_id:path}" -> "{user_id}"): stable labels."""
+    return str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
+
+
 class RequestMetrics:
     """One service's requests counted and timed by (route template, method, status).
 
