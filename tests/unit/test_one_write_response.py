@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import gc
+import weakref
 from typing import Any
 
 from services.common.http_server import OneWriteResponse
@@ -23,10 +24,21 @@ class Transport:
         return self.closed
 
 
+class Cycle:
+    """What OneWriteResponse reads of uvicorn's RequestResponseCycle."""
+
+    def __init__(self, method: str) -> None:
+        self.response_started = False
+        self.scope = {"method": method}
+        self.transport: Any = None
+
+
 def connection(method: str = "GET") -> tuple[Transport, Any, OneWriteResponse]:
     transport = Transport()
-    cycle = SimpleNamespace(response_started=False, scope={"method": method})
-    return transport, cycle, OneWriteResponse(transport, cycle)  # type: ignore[arg-type]
+    cycle = Cycle(method)
+    view = OneWriteResponse(transport, cycle)  # type: ignore[arg-type]
+    cycle.transport = view  # as GuardedHttpProtocol installs it
+    return transport, cycle, view
 
 
 def test_headers_and_body_leave_in_one_write_and_later_chunks_on_their_own() -> None:
@@ -54,3 +66,20 @@ def test_closing_sends_what_is_held_first_and_the_rest_is_the_transport() -> Non
     view.close()
     assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and transport.closed
     assert view.is_closing()
+
+
+def test_a_finished_request_is_freed_without_the_garbage_collector() -> None:
+    # The cycle holds the view as its transport: a strong reference back made every
+    # request cyclic garbage (2-5 ms collections several times a second under load).
+    transport, cycle, view = connection()
+    cycle.response_started = True
+    view.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    view.write(b"body")
+    freed = weakref.ref(cycle)
+    gc.disable()
+    try:
+        del cycle, view
+        assert freed() is None
+    finally:
+        gc.enable()
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
