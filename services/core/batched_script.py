@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-Call = tuple[Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
+Call = tuple[Sequence[str | bytes], Sequence[Any], "asyncio.Future[Any]"]
 
 
 class BatchedScript:
@@ -26,7 +26,7 @@ class BatchedScript:
         self._pending: list[Call] = []
         self._running: set[asyncio.Task[None]] = set()
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def __call__(self, keys: Sequence[str | bytes], args: Sequence[Any]) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
@@ -71,7 +71,9 @@ class BatchedScript:
                 replies[i] = reply
         return replies
 
-    async def _pipeline(self, calls: list[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+    async def _pipeline(
+        self, calls: list[tuple[Sequence[str | bytes], Sequence[Any]]]
+    ) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(self._script.sha, len(keys), *keys, *args)
