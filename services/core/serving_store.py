@@ -335,7 +335,7 @@ class ServingStore:
         seq, reset = int(seq_raw or 0), int(reset_raw or 0)
         if reset > cursor:
             return None
-        entries: list[bytes] = []
+        changed: dict[bytes, None] = {}
         low = cursor
         while low < seq:
             page = cast(
@@ -349,12 +349,15 @@ class ServingStore:
                     withscores=True,
                 ),
             )
-            entries.extend(entry for entry, _ in page)
+            if page:
+                # Split at C speed and deduplicated page by page, between the reads: the
+                # whole log at once (12,000 entries under load) held the event loop for
+                # 12-20 ms every refresh, every request in flight waiting.
+                changed.update(dict.fromkeys(b"\n".join(entry for entry, _ in page).split(b"\n")))
             if len(page) < COUNT_PAGE:
                 break
             low = int(page[-1][1])
-        # Thousands of entries under load: joined and split at C speed, not item by item.
-        items = list(dict.fromkeys(b"\n".join(entries).split(b"\n"))) if entries else []
+        items = list(changed)
         counts: tuple[RawCountList, RawCountList, RawCountList] = ([], [], [])
         for start in range(0, len(items), COUNT_PAGE):
             chunk = items[start : start + COUNT_PAGE]
