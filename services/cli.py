@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
+from collections.abc import Callable
 
 from services.common.logsetup import configure_logging
 from services.common.settings import ConfigurationError, get_settings
@@ -24,6 +26,24 @@ def _single_threaded_blas() -> None:
         os.environ.setdefault(name, "1")
 
 
+def _built_and_frozen(factory: str) -> Callable[[], object]:
+    """The app factory, followed by taking what start-up built (modules, classes, routes,
+    the app) out of the garbage collector's walks: it lives as long as the process.
+    Unfrozen, every full collection walked ~80,000 such objects: the collector spent 5% of
+    its time under wrk in collections that freed next to nothing (429 ms in 8 s)."""
+    from uvicorn.importer import import_from_string
+
+    create_app = import_from_string(factory)
+
+    def build() -> object:
+        app = create_app()
+        gc.collect()
+        gc.freeze()
+        return app
+
+    return build
+
+
 def _serve(factory: str, port: int) -> int:
     import uvicorn
 
@@ -38,7 +58,7 @@ def _serve(factory: str, port: int) -> int:
     # /recs p99). Asking for the GIL back sooner bounds that wait.
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(
-        factory,
+        _built_and_frozen(factory),
         factory=True,
         host=settings.host,
         port=port,
