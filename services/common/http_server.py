@@ -160,8 +160,8 @@ class OneWriteResponse:
 
     The cycle is held weakly: it holds this object as its transport, and a strong reference
     back made every request a reference cycle that only the garbage collector could free
-    (about 20 objects per request; at 6,000 requests a second, collections of 2-5 ms
-    several times a second, every request in flight waiting).
+    (about 7 objects per request: a hello app on this protocol spent 12% of its time under
+    wrk in collections, every request in flight waiting).
     """
 
     __slots__ = ("_cycle", "_head", "_held", "_started", "_transport")
