@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def encoded(*values: object) -> list[str | bytes]:
+    """Script arguments (key names, settings) encoded once: bytes pass the Redis client's
+    per-argument encoder untouched, on paths that make one call per request or per user."""
+    return [str(value).encode() for value in values]
+
+
 @dataclass(frozen=True)
 class Keys:
     prefix: str

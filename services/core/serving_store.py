@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from services.common.keys import Keys
+from services.common.keys import Keys, encoded
 from services.common.lua import CLEAR_IF_EQUAL
 from services.core.batched_script import BatchedScript
 from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
@@ -185,20 +185,16 @@ class ServingStore:
         self.prefetch_ttl = max(1, round(prefetch_ttl))
         self.impressions_ttl = max(1, round(impressions_ttl))
         self._pop_prefetched = BatchedScript(redis, _POP_PREFETCHED)
-        # The keys a page pop names besides the user's own, encoded once: bytes pass the
-        # client's per-argument encoder untouched (every /recs of a known user pops).
-        self._pop_shared_keys: list[str | bytes] = [
-            key.encode()
-            for key in (
-                keys.model_current,
-                keys.catalogue_version,
-                keys.item_impressions,
-                keys.item_counts_seq,
-                keys.item_counts_changes,
-                keys.item_counts_reset,
-            )
-        ]
-        self._pop_ttl = str(self.impressions_ttl).encode()
+        # The keys a page pop names besides the user's own (every /recs of a known user pops).
+        self._pop_shared_keys = encoded(
+            keys.model_current,
+            keys.catalogue_version,
+            keys.item_impressions,
+            keys.item_counts_seq,
+            keys.item_counts_changes,
+            keys.item_counts_reset,
+        )
+        (self._pop_ttl,) = encoded(self.impressions_ttl)
         self._record_shown = redis.register_script(_RECORD_SHOWN)
         self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
 
