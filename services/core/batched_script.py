@@ -10,11 +10,13 @@ of a prefetched /recs, py-spy in docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Call = tuple[Sequence[str | bytes], Sequence[Any], "asyncio.Future[Any]"]
 
@@ -74,7 +76,50 @@ class BatchedScript:
     async def _pipeline(
         self, calls: list[tuple[Sequence[str | bytes], Sequence[Any]]]
     ) -> list[Any]:
-        pipe = self.redis.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+        """The calls written at once on one connection, their replies read in order.
+
+        Below redis-py's pipeline: its generic packing of every argument and a timeout
+        context per reply were about half the client's work per call (measured with 20
+        calls a batch: 33-48 -> 22-25 us per call). Nothing is retried here: a call may
+        have run before the connection failed, and running it again would pop twice.
+        """
+        sha = self._script.sha
+        payload = b"".join(
+            _evalsha(sha.encode() if isinstance(sha, str) else sha, keys, args)
+            for keys, args in calls
+        )
+        pool = self.redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        replies: list[Any] = []
+        try:
+            await connection.send_packed_command(payload, check_health=False)
+            # One deadline for the batch; a connection cut short by it is closed by redis-py.
+            async with asyncio.timeout(connection.socket_timeout):
+                for _ in calls:
+                    try:
+                        replies.append(await connection.read_response(timeout=math.inf))
+                    except ResponseError as error:  # that call's own error: the rest go on
+                        replies.append(error)
+        except TimeoutError as error:
+            raise RedisTimeoutError("timeout reading the replies of a batched script") from error
+        finally:
+            await pool.release(connection)
+        return replies
+
+
+def _evalsha(sha: bytes, keys: Sequence[str | bytes], args: Sequence[Any]) -> bytes:
+    """One EVALSHA in the Redis protocol, arguments encoded as redis-py encodes them."""
+    parts = [sha, b"%d" % len(keys), *map(_encoded, keys), *map(_encoded, args)]
+    return b"*%d\r\n$7\r\nEVALSHA\r\n" % (len(parts) + 1) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+    )
+
+
+def _encoded(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise TypeError(f"cannot send {value!r} to Redis")
