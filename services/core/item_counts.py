@@ -10,6 +10,11 @@ for tens of milliseconds: the serving benchmark's p99.
 One entry per write, not one per item: a page of /recs counts ten impressions, and stamping
 ten items in a ZSET of the whole catalogue (a skiplist re-score each) was 40% of the Redis
 time of a prefetched /recs (60 of 100 us with the impressions themselves; about 3 us now).
+
+An entry of impressions alone (every /recs page) starts with the line ``IMPRESSIONS_ONLY``:
+for its items a replica reads the impressions again, not the likes and dislikes, which
+only ratings change (under /recs load that was two thirds of a refresh's reads and
+decoding, the decoding in a thread holding the GIL beside the event loop).
 """
 
 from __future__ import annotations
@@ -24,13 +29,20 @@ from services.core.bandit import ItemStats
 # reads every count again (the cut counts as a wipe for it). Checked every 1,000 entries.
 CHANGE_LOG_KEPT = 100_000
 
+# First line of a log entry whose items changed only their impressions (a control
+# character: never an item id).
+IMPRESSIONS_ONLY = "\x01"
+
 # Lua, shared by every script that changes counts: log ``items`` as one entry with a new
-# sequence number. KEYS of the caller hold the counter, the log and the wipe mark.
+# sequence number (marked IMPRESSIONS_ONLY when ``impressions_only``). KEYS of the caller
+# hold the counter, the log and the wipe mark.
 MARK_CHANGED = f"""
-local function mark_changed(seq_key, changes_key, reset_key, items)
+local function mark_changed(seq_key, changes_key, reset_key, items, impressions_only)
   if #items == 0 then return end
   local seq = redis.call('INCR', seq_key)
-  redis.call('ZADD', changes_key, seq, table.concat(items, '\\n'))
+  local entry = table.concat(items, '\\n')
+  if impressions_only then entry = '{IMPRESSIONS_ONLY}\\n' .. entry end
+  redis.call('ZADD', changes_key, seq, entry)
   if seq % 1000 == 0 and seq > {CHANGE_LOG_KEPT} then
     local cut = seq - {CHANGE_LOG_KEPT}
     redis.call('ZREMRANGEBYSCORE', changes_key, '-inf', '(' .. cut)

@@ -13,7 +13,7 @@ from services.common.keys import Keys, encoded
 from services.common.lua import CLEAR_IF_EQUAL
 from services.core.batched_script import BatchedScript
 from services.core.feedback import DEFAULT_TYPES, FeedbackType, Role
-from services.core.item_counts import COUNT_PAGE, MARK_CHANGED, CountChanges
+from services.core.item_counts import COUNT_PAGE, IMPRESSIONS_ONLY, MARK_CHANGED, CountChanges
 from services.core.ratings import decode_rating
 
 # (item id, count) pairs gathered page by page: what CountChanges keeps undecoded.
@@ -55,7 +55,7 @@ local function record(out, shown, impressions, seq_key, changes_key, reset_key)
   for i, entry in ipairs(out) do items[i] = string.sub(entry, 2) end
   redis.call('SADD', shown, unpack(items))
   for _, item in ipairs(items) do redis.call('HINCRBY', impressions, item, 1) end
-  mark_changed(seq_key, changes_key, reset_key, items)
+  mark_changed(seq_key, changes_key, reset_key, items, true)
 end
 """
 
@@ -331,7 +331,9 @@ class ServingStore:
         seq, reset = int(seq_raw or 0), int(reset_raw or 0)
         if reset > cursor:
             return None
-        changed: dict[bytes, None] = {}
+        # Items whose impressions changed, and those whose likes or dislikes may have.
+        shown: dict[bytes, None] = {}
+        rated: dict[bytes, None] = {}
         low = cursor
         while low < seq:
             page = cast(
@@ -345,23 +347,29 @@ class ServingStore:
                     withscores=True,
                 ),
             )
-            if page:
-                # Split at C speed and deduplicated page by page, between the reads: the
-                # whole log at once (12,000 entries under load) held the event loop for
-                # 12-20 ms every refresh, every request in flight waiting.
-                changed.update(dict.fromkeys(b"\n".join(entry for entry, _ in page).split(b"\n")))
+            # Split at C speed and deduplicated page by page, between the reads: the whole
+            # log at once (12,000 entries under load) held the event loop for 12-20 ms
+            # every refresh, every request in flight waiting.
+            for into, entries in zip((shown, rated), _by_kind(page), strict=True):
+                if entries:
+                    into.update(dict.fromkeys(b"\n".join(entries).split(b"\n")))
             if len(page) < COUNT_PAGE:
                 break
             low = int(page[-1][1])
-        items = list(changed)
+        # An untagged entry may be of any count (an older api wrote its impressions so).
+        shown.update(rated)
         counts: tuple[RawCountList, RawCountList, RawCountList] = ([], [], [])
-        for start in range(0, len(items), COUNT_PAGE):
-            chunk = items[start : start + COUNT_PAGE]
-            pipe = self.redis.pipeline(transaction=False)
-            for key in (self.keys.item_impressions, self.keys.item_likes, self.keys.item_dislikes):
-                pipe.hmget(key, chunk)
-            for into, values in zip(counts, await pipe.execute(), strict=True):
-                into.extend(zip(chunk, values, strict=True))
+        for items, keys, lists in (
+            (list(shown), (self.keys.item_impressions,), counts[:1]),
+            (list(rated), (self.keys.item_likes, self.keys.item_dislikes), counts[1:]),
+        ):
+            for start in range(0, len(items), COUNT_PAGE):
+                chunk = items[start : start + COUNT_PAGE]
+                pipe = self.redis.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hmget(key, chunk)
+                for pairs, values in zip(lists, await pipe.execute(), strict=True):
+                    pairs.extend(zip(chunk, values, strict=True))
         users = await self.redis.pfcount(self.keys.users_shown)
         return CountChanges(seq, False, counts, float(users))
 
@@ -486,3 +494,14 @@ def parse_catalogue(raw: dict[bytes, bytes]) -> dict[str, list[str]]:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+_IMPRESSIONS_ONLY = IMPRESSIONS_ONLY.encode() + b"\n"
+
+
+def _by_kind(page: list[tuple[bytes, float]]) -> tuple[list[bytes], list[bytes]]:
+    """A change log page's entries of impressions alone (tag dropped), and the others."""
+    shown = [entry[2:] for entry, _ in page if entry.startswith(_IMPRESSIONS_ONLY)]
+    if len(shown) == len(page):
+        return shown, []
+    return shown, [entry for entry, _ in page if not entry.startswith(_IMPRESSIONS_ONLY)]

@@ -53,6 +53,8 @@ def test_changes_since_a_cursor_are_only_the_items_whose_counts_moved(settings: 
     assert everything.complete and everything.impressions == {"i1": 1.0, "i2": 1.0}
     assert not since.complete
     assert since.impressions == {"i2": 2.0, "i3": 1.0}
+    # Impressions alone: the likes and dislikes of those items are not read again.
+    assert since.likes == {} and since.dislikes == {}
     assert since.cursor > everything.cursor
     assert since.users == 2.0
     assert unchanged.impressions == {} and unchanged.cursor == since.cursor
@@ -206,3 +208,28 @@ def test_changes_are_read_page_by_page_and_none_is_missed(
     # Shown again during the read: stamped after its cursor, so read again next time.
     assert again.impressions == {ITEMS[0]: 2.0, ITEMS[1]: 2.0}
     assert full.impressions == {item: 2.0 if item in ITEMS[:2] else 1.0 for item in ITEMS[:10]}
+
+
+def test_an_untagged_entry_rereads_every_count_of_its_items(
+    settings: Settings, redis_client: SyncRedis
+) -> None:
+    """An entry as an api of an older version logged its impressions: without the tag."""
+    keys = Keys(settings.key_prefix)
+    redis_client.hset(keys.item_likes, "i1", 3)
+
+    async def scenario() -> CountChanges:
+        redis = Redis.from_url(settings.redis_server_url)
+        try:
+            store = ServingStore(redis, keys)
+            cursor = (await store.item_count_changes(None)).cursor
+            redis_client.hincrby(keys.item_impressions, "i1", 1)
+            redis_client.zadd(
+                keys.item_counts_changes, {"i1": redis_client.incr(keys.item_counts_seq)}
+            )
+            return await store.item_count_changes(cursor)
+        finally:
+            await redis.aclose()
+
+    changes = asyncio.run(scenario())
+    assert changes.impressions == {"i1": 1.0}
+    assert changes.likes == {"i1": 3.0} and changes.dislikes == {"i1": 0.0}
