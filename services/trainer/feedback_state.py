@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from redis import Redis
 
@@ -18,6 +18,10 @@ from services.core.ratings import (
     COLIKES_KEPT,
     RECENT_LIKES_KEPT,
 )
+
+# Users whose events one script call applies: few enough that other clients (the api's
+# /recs) wait at most about a millisecond between two calls of a batch.
+USERS_PER_CALL = 50
 
 # A blob expires until the pointer switch makes it permanent: a trainer killed between the
 # upload and the switch leaves no orphan behind for long.
@@ -51,41 +55,54 @@ class FeedbackState:
         self.keys = keys
         self.roles = roles_argument(types or DEFAULT_TYPES)
         self._apply = redis.register_script(APPLY_RATINGS)
-        # Each user of a batch is one call (client CPU per batch of 500 events, encoded once:
-        # 17.0 -> 14.4 ms).
-        self._shared_keys = encoded(keys.active_users, keys.item_likes, keys.item_dislikes)
-        self._count_log_keys = encoded(
-            keys.item_counts_seq, keys.item_counts_changes, keys.item_counts_reset
+        # In APPLY_RATINGS's order; the users' own keys are built by the script from the
+        # head and tails of their families.
+        self._shared_keys = encoded(
+            keys.active_users,
+            keys.item_likes,
+            keys.item_dislikes,
+            keys.item_counts_seq,
+            keys.item_counts_changes,
+            keys.item_counts_reset,
+        )
+        head, tails = _user_key_parts(
+            keys.rated, keys.prefetched, keys.feedback_seq, keys.recent_likes
         )
         self._settings_args = encoded(
-            self.roles, COLIKE_PAIRS_PER_CALL, COLIKES_KEPT, RECENT_LIKES_KEPT, keys.colikes("")
+            self.roles,
+            COLIKE_PAIRS_PER_CALL,
+            COLIKES_KEPT,
+            RECENT_LIKES_KEPT,
+            keys.colikes(""),
+            head,
+            *tails,
         )
         self._publish = redis.register_script(_PUBLISH)
         self._clear_pending = redis.register_script(CLEAR_IF_EQUAL)
 
     def apply(self, events: Sequence[StoredEvent]) -> None:
         """Record each user's latest action per item; idempotent on redelivery."""
+        # Per user: their id, their latest time (set below), then (item, action, ts)...
         by_user: dict[str, list[str]] = {}
         latest: dict[str, float] = {}
         for event in events:
-            args = by_user.setdefault(event.user_id, [])
+            fields = by_user.get(event.user_id)
+            if fields is None:
+                fields = by_user[event.user_id] = [event.user_id, ""]
             timestamp = repr(event.timestamp)
             for item, action in zip(event.item_ids, event.actions, strict=True):
-                args.extend((item, action, timestamp))
+                fields.extend((item, action, timestamp))
             latest[event.user_id] = max(latest.get(event.user_id, 0.0), event.timestamp)
-        keys = self.keys
+        users = []
+        for user, fields in by_user.items():
+            fields[1] = repr(latest[user])
+            # Ids and actions hold no control characters (services/common/events.py).
+            users.append("\n".join(fields))
         pipe = self.redis.pipeline(transaction=False)
-        for user, args in by_user.items():
-            own: list[str | bytes] = [
-                keys.rated(user),
-                keys.prefetched(user),
-                keys.feedback_seq(user),
-            ]
-            # The last two arguments: the user and their latest time, for the active set.
+        for start in range(0, len(users), USERS_PER_CALL):
             self._apply(
-                # In APPLY_RATINGS's order: KEYS[1-3], [4-6], [7], [8-10].
-                keys=[*own, *self._shared_keys, keys.recent_likes(user), *self._count_log_keys],
-                args=[*args, *self._settings_args, user, repr(latest[user])],
+                keys=self._shared_keys,
+                args=[*self._settings_args, *users[start : start + USERS_PER_CALL]],
                 client=pipe,
             )
         pipe.execute()
@@ -146,3 +163,13 @@ class FeedbackState:
             self.redis.hdel(self.keys.status, component)
         else:
             self.redis.hset(self.keys.status, component, note)
+
+
+def _user_key_parts(*families: Callable[[str], str]) -> tuple[str, list[str]]:
+    """The head all the families' keys of a user share, and each family's tail."""
+    marker = "\x00"
+    parts = [family(marker).split(marker) for family in families]
+    heads = {head for head, _ in parts}
+    if len(heads) != 1:
+        raise ValueError(f"user key families with different heads: {sorted(heads)}")
+    return heads.pop(), [tail for _, tail in parts]

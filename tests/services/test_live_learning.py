@@ -151,3 +151,25 @@ def test_feedback_on_an_item_not_yet_in_the_catalogue_counts_once_it_is_added(
     seen_by_ann = {i for _ in range(4) for i in client.get("/recs/ann?k=13").json()["item_ids"]}
     assert "later" not in seen_by_ann and len(seen_by_ann) == 12
     assert "later" in client.get("/recs/carol?k=13").json()["item_ids"]
+
+
+def test_a_batch_of_many_users_applies_each_ones_latest_action(
+    settings: Settings, redis_client: Redis
+) -> None:
+    """More users than one script call takes, some with several events in the batch."""
+    from services.trainer.feedback_state import USERS_PER_CALL
+
+    keys = Keys(settings.key_prefix)
+    users = [f"u {n} é" for n in range(2 * USERS_PER_CALL + 7)]  # spaces, non-ASCII
+    batch = [event(user, ["a", "b|c"], ["like", "dislike"], ts=10.0) for user in users]
+    batch += [event(user, ["a"], ["dislike"], ts=11.0) for user in users[::2]]
+    batch += [event(user, ["a"], ["like"], ts=9.0) for user in users[1::2]]  # late, older
+    feedback_state(settings, redis_client).apply(batch)
+    for n, user in enumerate(users):
+        rated = {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.rated(user)).items()}
+        assert rated == {"a": "dislike|11.0" if n % 2 == 0 else "like|10.0", "b|c": "dislike|10.0"}
+        assert redis_client.zscore(keys.active_users, user) == (11.0 if n % 2 == 0 else 10.0)
+        assert redis_client.get(keys.feedback_seq(user)) == b"1"
+    liked = len(users[1::2])
+    assert counts(redis_client, keys.item_likes) == {"a": liked}
+    assert counts(redis_client, keys.item_dislikes) == {"a": len(users) - liked, "b|c": len(users)}
