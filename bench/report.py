@@ -457,8 +457,16 @@ def serving_limits(r: dict[str, Any]) -> list[str]:
         "deduplicates the change log page by page between its reads (all at once it held "
         "the event loop 12-20 ms every 2 s: an asyncio slow-callback trace of these rounds); "
         "the servers freeze what start-up built before serving (the collector's collections "
-        "walked ~80,000 module objects: 429 -> 198 ms of collections in 8 s). What is left in "
-        "the profile is uvicorn's "
+        "walked ~80,000 module objects: 429 -> 198 ms of collections in 8 s). Then "
+        "(2026-12-08): the batched pops write their EVALSHAs themselves and read the replies "
+        "under one deadline instead of through redis-py's pipeline (its generic packing and "
+        "a timeout context per reply were about half the client's work per pop); a page's "
+        "count log entry is tagged as impressions alone, so replicas' refreshes no longer "
+        "read likes and dislikes for every shown item (two thirds of a refresh under /recs "
+        "load); a fresh ranking's genre re-ranking reaches only the candidates sharing a "
+        "genre with each pick (same pages, half the time). Together: api CPU per request "
+        "165 -> 147 us in an interleaved A/B against the day before "
+        "(`bench/fixes/session-serving.json`). What is left in the profile is uvicorn's "
         "own request handling and socket writes (the same work hello does), one Redis round "
         "trip, and the fresh rankings of users whose list ran out.",
         "",
@@ -553,7 +561,10 @@ def ingestion_limits(r: dict[str, Any]) -> list[str]:
         "stopped leaving each request as cyclic garbage (the one-write response held its "
         "request strongly; hello on the same protocol spent 12% of its time in collections) "
         "and freeze what start-up built before serving (the collector's collections under "
-        "wrk, once the first fix was in: 429 -> 198 ms in 8 s).",
+        "wrk, once the first fix was in: 429 -> 198 ms in 8 s). On 2026-12-08 the ingester "
+        "applies up to 50 users' events per script call, each user's events as one joined "
+        "argument (one call per user before): the ingester's CPU per event 0.087 -> 0.058 ms "
+        "and Redis's 0.047 -> 0.035 ms, quick runs a day apart.",
         "",
     ]
     return lines
