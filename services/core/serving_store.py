@@ -501,7 +501,8 @@ _IMPRESSIONS_ONLY = IMPRESSIONS_ONLY.encode() + b"\n"
 
 def _by_kind(page: list[tuple[bytes, float]]) -> tuple[list[bytes], list[bytes]]:
     """A change log page's entries of impressions alone (tag dropped), and the others."""
-    shown = [entry[2:] for entry, _ in page if entry.startswith(_IMPRESSIONS_ONLY)]
+    tag = len(_IMPRESSIONS_ONLY)
+    shown = [entry[tag:] for entry, _ in page if entry.startswith(_IMPRESSIONS_ONLY)]
     if len(shown) == len(page):
         return shown, []
     return shown, [entry for entry, _ in page if not entry.startswith(_IMPRESSIONS_ONLY)]
