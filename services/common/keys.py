@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 def encoded(*values: object) -> list[str | bytes]:
     """Script arguments (key names, settings) encoded once: bytes pass the Redis client's
-    per-argument encoder untouched, on paths that make one call per request or per user."""
+    per-argument encoder untouched, on paths that make a call per request or per batch."""
     return [str(value).encode() for value in values]
 
 
